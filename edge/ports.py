@@ -1,0 +1,105 @@
+"""The edge's ports: the only ways the core reaches the world.
+
+Each is a small Protocol with one implementation per runtime:
+``edge.memory`` (tests and fakes), ``edge.emulator`` (CPython: LMDB, httpx) and
+``edge.workers`` (Pyodide: Workers KV, JS fetch, the rate-limiting binding).
+All I/O methods are coroutines because the Workers runtime's are promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# ---------------------------------------------------------------- KV (shaped like Workers KV)
+
+
+@dataclass(frozen=True, slots=True)
+class KVEntry:
+    value: bytes
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVKey:
+    name: str
+    expiration: int | None = None  # unix seconds, as Workers KV reports it
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVListPage:
+    keys: list[KVKey]
+    list_complete: bool
+    cursor: str | None = None
+
+
+class KVStore(Protocol):
+    async def get(self, key: str) -> KVEntry | None:
+        """The value and metadata under ``key``, or None when absent or expired."""
+
+    async def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
+                  metadata: dict[str, Any] | None = None) -> None:
+        """Store ``value``; raises ``shared.kv.KVLimitError`` where Workers KV would refuse it."""
+
+    async def delete(self, key: str) -> None: ...
+
+    async def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None) -> KVListPage: ...
+
+
+# ---------------------------------------------------------------- origin
+
+
+@dataclass(slots=True)
+class OriginRequest:
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+    timeout_s: float = 30.0
+    stream: bool = False
+
+
+@dataclass(slots=True)
+class OriginResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | AsyncIterator[bytes]
+
+
+class OriginClient(Protocol):
+    async def send(self, request: OriginRequest) -> OriginResponse:
+        """Send ``request``; raise ``edge.errors.UpstreamError``/``UpstreamTimeout`` on failure."""
+
+
+# ---------------------------------------------------------------- rate limiting
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: float  # seconds until the budget is back to ``limit`` (or one slot frees)
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key: str, limit: int, window_s: int) -> RateDecision:
+        """Count one request against ``key`` if the budget allows it, atomically across processes."""
+
+
+# ---------------------------------------------------------------- time and background work
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch (expiry, JWT, signatures)."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin (durations, Server-Timing)."""
+
+
+class Background(Protocol):
+    def defer(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` after the response is sent (Workers' ``ctx.waitUntil``)."""

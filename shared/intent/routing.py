@@ -1,0 +1,63 @@
+"""The contract between the intent model, the routing policy and the edge.
+
+The edge asks an ``IntentClassifier`` what a prompt is about and a ``RoutePolicy`` what to do with it.
+Both carry a ``version`` that goes into cache keys, so a new model or policy never serves an old answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Action = Literal["block", "edge", "cache", "origin", "async"]
+ACTIONS: tuple[Action, ...] = ("block", "edge", "cache", "origin", "async")
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    label: str  # e.g. "greeting", "oos" for out-of-scope
+    domain: str  # e.g. "small_talk", "oos", "abuse"
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    action: Action
+    ttl_s: int | None = None  # cache: how long an answer stays fresh
+    stale_s: int = 0  # cache: how long past ttl it may still be served (stale-while-revalidate/-if-error)
+    answer: str | None = None  # edge: the canned answer; also the fallback answer when the origin fails
+    reason: str = ""  # why: "intent greeting", "domain abuse", ...
+
+
+class IntentClassifier(Protocol):
+    version: str
+
+    def classify(self, text: str) -> Intent: ...
+
+
+class RoutePolicy(Protocol):
+    version: str
+
+    def route(self, intent: Intent) -> Route: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEverything:
+    """A policy with no model behind it: every prompt is cacheable for ``ttl_s``."""
+
+    ttl_s: int = 3600
+    stale_s: int = 0
+    version: str = "cache-all-1"
+
+    def route(self, intent: Intent) -> Route:
+        return Route("cache", ttl_s=self.ttl_s, stale_s=self.stale_s, reason="default policy")
+
+
+@dataclass(frozen=True, slots=True)
+class NoClassifier:
+    """Stands in when no intent model is configured: every prompt is out of scope."""
+
+    version: str = "none"
+
+    def classify(self, text: str) -> Intent:
+        return Intent("oos", "oos", 0.0)
