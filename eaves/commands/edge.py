@@ -1,0 +1,30 @@
+"""`eaves edge`: the edge emulator alone, in front of an origin given by URL."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from eaves.commands.common import add_data_dir, add_edge_port, add_host
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("edge", help="run the edge emulator in front of an origin")
+    add_host(parser)
+    add_edge_port(parser)
+    add_data_dir(parser)
+    parser.add_argument("--origin", default=os.environ.get("EAVES_ORIGIN_URL", "http://127.0.0.1:8788"),
+                        help="the origin's base URL (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
+    parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    os.environ["EAVES_DATA_DIR"] = str(args.data_dir)
+    os.environ["EAVES_ORIGIN_URL"] = args.origin
+    uvicorn.run("edge.emulator.asgi:create_app", factory=True, host=args.host, port=args.edge_port,
+                workers=args.workers, access_log=args.access_log, log_level="info")
+    return 0

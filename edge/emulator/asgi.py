@@ -1,0 +1,142 @@
+"""The emulator's HTTP front: an ASGI app that turns ASGI into ``EdgeRequest`` and back.
+
+It is deliberately plain ASGI rather than a routed Starlette app: the edge core does its own
+routing, and every microsecond of framework work lands on the cache-hit path (see `eaves bench`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from edge import errors
+from edge.app import EdgeApp
+from edge.emulator.adapters import AsyncLmdbKV, HttpxOriginClient, LmdbRateLimiter
+from edge.http import EdgeRequest, EdgeResponse
+from edge.memory import SystemClock, TaskBackground
+from edge.settings import EdgeSettings
+from shared.kv_lmdb import LmdbKV
+from shared.local_stack import LocalStack
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def load_intent() -> tuple[Any, Any]:
+    """The shipped intent model and policy, or the model-less defaults when EAVES_INTENT=off."""
+    from shared.intent.routing import CacheEverything, NoClassifier
+
+    if os.environ.get("EAVES_INTENT", "on").lower() in ("off", "0", "false", "none"):
+        return NoClassifier(), CacheEverything()
+    try:
+        from shared.intent import load_classifier, load_policy  # type: ignore[attr-defined]
+    except ImportError:
+        return NoClassifier(), CacheEverything()
+    model = os.environ.get("EAVES_INTENT_MODEL") or None
+    policy = os.environ.get("EAVES_POLICY") or None
+    return load_classifier(model), load_policy(policy)
+
+
+def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
+    environ = dict(os.environ if environ is None else environ)
+    stack = LocalStack(data_dir)
+    settings = EdgeSettings.from_mapping(environ)
+    if not settings.origin_secret:
+        settings = dataclasses.replace(settings, origin_secret=stack.origin_secret())
+    origin = HttpxOriginClient(settings.origin_url)
+    classifier, policy = load_intent()
+    app = EdgeApp(
+        settings=settings,
+        kv=AsyncLmdbKV(LmdbKV(stack.kv_path)),
+        origin=origin,
+        limiter=LmdbRateLimiter(stack.ratelimit_path),
+        clock=SystemClock(),
+        background=TaskBackground(),
+        classifier=classifier,
+        policy=policy,
+    )
+    return app, origin
+
+
+class EdgeASGI:
+    def __init__(self, data_dir: Path, environ: dict[str, str] | None = None) -> None:
+        self._data_dir = data_dir
+        self._environ = environ
+        self.edge: EdgeApp | None = None
+        self._origin: HttpxOriginClient | None = None
+
+    def _ensure(self) -> EdgeApp:
+        if self.edge is None:
+            self.edge, self._origin = build_local_edge(self._data_dir, self._environ)
+        return self.edge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self._ensure()
+                except Exception as exc:  # report, don't hang: uvicorn prints this and exits
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._origin is not None:
+                    await self._origin.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self._ensure()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        limit = edge.settings.max_body_bytes
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                # Stop reading: the core turns an over-long body into a 413 without parsing it.
+                break
+        client = scope.get("client")
+        request = EdgeRequest(scope["method"], scope["path"], headers, body,
+                              scope.get("query_string", b"").decode("latin-1"), client[0] if client else "")
+        response = await edge.handle(request)
+        await _send_response(response, send)
+
+
+async def _send_response(response: EdgeResponse, send: Send) -> None:
+    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k != "content-type"]
+    raw_headers.append((b"content-type", response.content_type.encode("latin-1")))
+    body = response.body
+    if isinstance(body, bytes | bytearray):
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": bytes(body)})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
+    try:
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except errors.EdgeError:
+        pass  # the status line is gone; the stream's own error event (if any) was already relayed
+    await send({"type": "http.response.body", "body": b""})
+
+
+def create_app() -> EdgeASGI:
+    """uvicorn factory (one per worker process), configured from the environment."""
+    return EdgeASGI(Path(os.environ.get("EAVES_DATA_DIR", ".eaves")))

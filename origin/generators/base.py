@@ -1,0 +1,42 @@
+"""The generator port: a chat request in, text pieces out as the model produces them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class GenerationError(Exception):
+    """The model failed; nothing it produced may be cached."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    prompt: str  # the last user message
+    system: str = ""
+    max_tokens: int = 256
+    temperature: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    text: str
+    tokens: int = 1  # completion tokens this piece accounts for
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:
+        """Yield the answer as it is produced; raise GenerationError on failure."""
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int: ...
+
+
+def rough_token_count(text: str) -> int:
+    """~4 characters a token, the usual rule of thumb for English BPE vocabularies."""
+    return max(1, (len(text) + 3) // 4) if text else 0

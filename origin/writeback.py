@@ -1,0 +1,42 @@
+"""Writing answers back to the edge's KV: the port, and the local (LMDB) implementation.
+
+Only complete answers are written, in one put, so the edge never sees a half answer.
+Workers KV keeps entries at least 60 s, so an entry lives for max(60, ttl + stale window) and
+carries its own freshness deadline in metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from shared.kv import MIN_EXPIRATION_TTL
+from shared.kv_lmdb import LmdbKV
+from shared.wire import CachedAnswer
+
+
+class AnswerWriter(Protocol):
+    name: str
+
+    async def write(self, key: str, answer: CachedAnswer, expiration_ttl: int) -> None: ...
+
+
+def expiration_for(ttl_s: int, stale_s: int) -> int:
+    return max(MIN_EXPIRATION_TTL, ttl_s + stale_s)
+
+
+class LmdbAnswerWriter:
+    name = "lmdb"
+
+    def __init__(self, store: LmdbKV) -> None:
+        self.store = store
+
+    async def write(self, key: str, answer: CachedAnswer, expiration_ttl: int) -> None:
+        self.store.put(key, answer.body, expiration_ttl=expiration_ttl, metadata=answer.metadata())
+
+
+class NoWriter:
+    name = "none"
+
+    async def write(self, key: str, answer: CachedAnswer, expiration_ttl: int) -> None:
+        return None
+

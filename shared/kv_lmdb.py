@@ -1,0 +1,152 @@
+"""Workers-KV semantics on LMDB: the local KV that the emulator reads and the origin writes back to.
+
+Several processes (uvicorn workers, the origin, `eaves keys`) open the same directory; LMDB
+serialises writers with its own lock and readers never block. Each record is
+``expiry (f64, 0 = none) | metadata length (u16) | metadata JSON | value``, so a read is one lookup
+and a write one transaction: an entry is either all there or not there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from shared import kv as kv_rules
+
+_HEADER = struct.Struct("<dH")
+DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB of address space; LMDB grows the file only as data arrives
+
+_envs: dict[tuple[str, str], lmdb.Environment] = {}
+_envs_lock = threading.Lock()
+
+
+def open_env(path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE, durable: bool = True
+             ) -> lmdb.Environment:
+    """One Environment per path and process (LMDB forbids opening the same env twice in a process).
+
+    ``durable=False`` skips fsync (counters that may be lost on a power cut); without it the
+    metadata page is still not synced, which keeps LMDB consistent but may lose the last commit.
+    """
+    resolved = str(Path(path).resolve())
+    key = (resolved, str(os.getpid()))
+    with _envs_lock:
+        env = _envs.get(key)
+        if env is None:
+            Path(resolved).mkdir(parents=True, exist_ok=True)
+            env = lmdb.open(resolved, map_size=map_size, max_dbs=4, metasync=False, sync=durable,
+                            readahead=False, max_readers=512)
+            _envs[key] = env
+        return env
+
+
+def close_env(path: str | os.PathLike[str]) -> None:
+    key = (str(Path(path).resolve()), str(os.getpid()))
+    with _envs_lock:
+        env = _envs.pop(key, None)
+    if env is not None:
+        env.close()
+
+
+def _pack(value: bytes, metadata_raw: bytes, expires: float | None) -> bytes:
+    return _HEADER.pack(expires or 0.0, len(metadata_raw)) + metadata_raw + value
+
+
+def _unpack(record: bytes) -> tuple[bytes, dict[str, Any] | None, float | None]:
+    expires, meta_len = _HEADER.unpack_from(record)
+    start = _HEADER.size
+    metadata = json.loads(record[start:start + meta_len]) if meta_len else None
+    return record[start + meta_len:], metadata, (expires or None)
+
+
+class LmdbKV:
+    """Synchronous core; ``AsyncLmdbKV`` wraps it for the KVStore port. Reads cost a few µs, so
+    they run inline on the event loop rather than in a thread."""
+
+    def __init__(self, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE,
+                 clock: Any = time.time) -> None:
+        self.path = Path(path)
+        self._env = open_env(path, map_size=map_size)
+        self._db = self._env.open_db(b"kv")
+        self._clock = clock
+
+    def get(self, key: str) -> tuple[bytes, dict[str, Any] | None] | None:
+        raw_key = kv_rules.check_key(key)
+        with self._env.begin(db=self._db, buffers=False) as txn:
+            record = txn.get(raw_key)
+        if record is None:
+            return None
+        value, metadata, expires = _unpack(record)
+        if expires is not None and expires <= self._clock():
+            return None
+        return value, metadata
+
+    def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
+            metadata: dict[str, Any] | None = None) -> None:
+        raw_key = kv_rules.check_key(key)
+        kv_rules.check_value(value)
+        metadata_raw = kv_rules.check_metadata(metadata)
+        kv_rules.check_ttl(expiration_ttl)
+        expires = self._clock() + expiration_ttl if expiration_ttl is not None else None
+        try:
+            with self._env.begin(db=self._db, write=True) as txn:
+                txn.put(raw_key, _pack(bytes(value), metadata_raw, expires))
+        except lmdb.MapFullError as exc:
+            raise kv_rules.KVStorageFull(
+                f"the local KV at {self.path} is full ({self._env.info()['map_size']} bytes); "
+                "nothing was written. Raise --kv-map-size or remove old entries") from exc
+
+    def delete(self, key: str) -> None:
+        raw_key = kv_rules.check_key(key)
+        with self._env.begin(db=self._db, write=True) as txn:
+            txn.delete(raw_key)
+
+    def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None
+             ) -> tuple[list[tuple[str, float | None, dict[str, Any] | None]], str | None]:
+        kv_rules.check_list_limit(limit)
+        now = self._clock()
+        start = (cursor or prefix).encode()
+        raw_prefix = prefix.encode()
+        out: list[tuple[str, float | None, dict[str, Any] | None]] = []
+        more = False
+        with self._env.begin(db=self._db) as txn:
+            cur = txn.cursor()
+            found = cur.set_range(start)
+            while found:
+                raw_key = cur.key()
+                if not raw_key.startswith(raw_prefix):
+                    break
+                if cursor is not None and raw_key == start:
+                    found = cur.next()
+                    continue
+                _, metadata, expires = _unpack(cur.value())
+                if expires is None or expires > now:
+                    if len(out) == limit:
+                        more = True
+                        break
+                    out.append((raw_key.decode(), expires, metadata))
+                found = cur.next()
+        return out, (out[-1][0] if more and out else None)
+
+    def sweep(self, batch: int = 1000) -> int:
+        """Delete up to ``batch`` expired entries; returns how many went."""
+        now = self._clock()
+        doomed = []
+        with self._env.begin(db=self._db) as txn:
+            for raw_key, record in txn.cursor():
+                expires = _HEADER.unpack_from(record)[0]
+                if expires and expires <= now:
+                    doomed.append(raw_key)
+                    if len(doomed) >= batch:
+                        break
+        if doomed:
+            with self._env.begin(db=self._db, write=True) as txn:
+                for raw_key in doomed:
+                    txn.delete(raw_key)
+        return len(doomed)

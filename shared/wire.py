@@ -1,0 +1,192 @@
+"""Wire types both sides speak: the OpenAI chat-completions request as the edge validates it,
+the completion it returns, the headers the edge and the origin exchange, the cached-answer record."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+# Headers the edge sets for clients.
+ROUTE_HEADER = "x-edge-route"  # hit | stale | miss | edge | blocked | fallback | async
+INTENT_HEADER = "x-edge-intent"
+CACHE_STATUS_HEADER = "x-edge-cache-key"
+REQUEST_ID_HEADER = "x-request-id"
+
+# Headers the edge sends the origin (inside the signature).
+TENANT_HEADER = "x-eaves-tenant"
+CACHE_KEY_HEADER = "x-eaves-cache-key"
+CACHE_TTL_HEADER = "x-eaves-cache-ttl"  # fresh seconds; absent = do not write back
+CACHE_STALE_HEADER = "x-eaves-cache-stale"  # extra seconds the entry may be served stale
+CACHE_INTENT_HEADER = "x-eaves-intent"
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+class WireError(ValueError):
+    """A request body that is not a valid chat completion request; ``param`` names the field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    prompt: str  # the last user message: what the edge classifies and keys on
+    system: str  # system/developer messages, joined
+    history: str  # earlier turns, joined: part of the key, since they change the answer
+    stream: bool
+    max_tokens: int | None
+    temperature: float | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+def _text_of(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        parts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise WireError(f"{where}.content[{i}] must be an object with a 'type'", f"{where}.content")
+            if part["type"] == "text":
+                if not isinstance(part.get("text"), str):
+                    raise WireError(f"{where}.content[{i}].text must be a string", f"{where}.content")
+                parts.append(part["text"])
+            else:
+                raise WireError(f"{where}.content[{i}] has type {part['type']!r}; only text parts are "
+                                "supported", f"{where}.content")
+        return "\n".join(parts)
+    raise WireError(f"{where}.content must be a string or a list of text parts", f"{where}.content")
+
+
+def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int,
+                       max_messages: int = 256) -> ChatRequest:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise WireError("request body must be a JSON object")
+
+    model = data.get("model", default_model)
+    if not isinstance(model, str) or not model.strip():
+        raise WireError("'model' must be a non-empty string", "model")
+
+    messages = data.get("messages")
+    if messages is None:
+        raise WireError("'messages' is required", "messages")
+    if not isinstance(messages, list) or not messages:
+        raise WireError("'messages' must be a non-empty array", "messages")
+    if len(messages) > max_messages:
+        raise WireError(f"'messages' has {len(messages)} items; at most {max_messages} are allowed", "messages")
+
+    system, turns, total = [], [], 0
+    last_user = -1
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise WireError(f"{where} must be an object", "messages")
+        role = message.get("role")
+        if role not in ROLES:
+            raise WireError(f"{where}.role must be one of {', '.join(ROLES)}", "messages")
+        text = _text_of(message.get("content"), where)
+        total += len(text)
+        if role in ("system", "developer"):
+            system.append(text)
+        else:
+            if role == "user":
+                last_user = len(turns)
+            turns.append((role, text))
+    if last_user < 0:
+        raise WireError("'messages' must contain a user message", "messages")
+    prompt = turns[last_user][1]
+    if not prompt.strip():
+        raise WireError("the last user message is empty", "messages")
+    if total > max_prompt_chars:
+        raise WireError(f"the messages hold {total} characters; this edge allows at most {max_prompt_chars}",
+                        "messages")
+
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise WireError("'stream' must be true or false", "stream")
+    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                   or max_tokens < 1):
+        raise WireError("'max_tokens' must be a positive integer", "max_tokens")
+    temperature = data.get("temperature")
+    if temperature is not None:
+        if (isinstance(temperature, bool) or not isinstance(temperature, int | float)
+                or not math.isfinite(temperature) or not 0 <= temperature <= 2):
+            raise WireError("'temperature' must be a number between 0 and 2", "temperature")
+        temperature = float(temperature)
+    for name, kind in (("user", str), ("n", int), ("top_p", (int, float)), ("stop", (str, list))):
+        if name in data and data[name] is not None and not isinstance(data[name], kind):
+            raise WireError(f"'{name}' has the wrong type", name)
+    if data.get("n") not in (None, 1):
+        raise WireError("only 'n': 1 is supported", "n")
+
+    history = "\x1e".join(f"{role}:{text}" for role, text in turns[:last_user] + turns[last_user + 1:])
+    return ChatRequest(model=model, prompt=prompt, system="\n".join(system), history=history,
+                       stream=stream, max_tokens=max_tokens, temperature=temperature, raw=data)
+
+
+def completion_body(content: str, *, model: str, usage: dict[str, Any] | None = None,
+                    completion_id: str | None = None, created: int | None = None,
+                    finish_reason: str = "stop") -> dict[str, Any]:
+    return {
+        "id": completion_id or f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": finish_reason}],
+        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def answer_text(completion: dict[str, Any]) -> str:
+    """The assistant text of a completion body, or raise WireError."""
+    try:
+        content = completion["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise WireError("completion has no choices[0].message.content") from exc
+    if not isinstance(content, str):
+        raise WireError("completion content is not a string")
+    return content
+
+
+# ---------------------------------------------------------------- cached answers
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """What the KV holds under an answer key: the completion body as sent, plus freshness metadata.
+
+    The body is stored ready to send, so a hit costs one KV read and no JSON work.
+    Metadata (≤ 1 KiB, Workers KV's limit) carries what the edge needs without parsing the body.
+    """
+
+    body: bytes
+    created: float
+    fresh_until: float
+    intent: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        return {"c": round(self.created, 3), "f": round(self.fresh_until, 3), "i": self.intent[:64]}
+
+    @classmethod
+    def from_kv(cls, body: bytes, metadata: dict[str, Any] | None) -> CachedAnswer | None:
+        if not metadata:
+            return None
+        try:
+            return cls(body, float(metadata["c"]), float(metadata["f"]), str(metadata.get("i", "")))
+        except (KeyError, TypeError, ValueError):
+            return None  # an entry from an older schema is a miss, never an error
