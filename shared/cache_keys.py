@@ -14,7 +14,7 @@ from dataclasses import dataclass
 KEY_SCHEMA = "v1"
 _WHITESPACE = re.compile(r"\s+")
 # Trailing sentence punctuation rarely changes the answer ("what time is it?" vs "what time is it").
-_TRAILING_PUNCT = " \t.!?。！？"
+_TRAILING_PUNCT = " \t.!?。！？"  # noqa: RUF001 -- CJK full-width marks on purpose
 
 
 def normalise_prompt(text: str) -> str:
