@@ -104,7 +104,7 @@ class Authenticator:
 
 
 def _credentials(headers: Any) -> str:
-    authorization = headers.get("authorization")
+    authorization: str | None = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -83,7 +83,10 @@ class MemoryKV:
                        if k.startswith(prefix) and (exp is None or exp > now))
         start = bisect.bisect_right(names, cursor) if cursor else 0
         page = names[start:start + limit]
-        keys = [KVKey(k, int(self._data[k][2]) if self._data[k][2] else None, self._data[k][1]) for k in page]
+        keys = []
+        for name in page:
+            _, metadata, expires = self._data[name]
+            keys.append(KVKey(name, int(expires) if expires is not None else None, metadata))
         complete = start + limit >= len(names)
         return KVListPage(keys, complete, None if complete else page[-1])
 

@@ -12,41 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# ---------------------------------------------------------------- KV (shaped like Workers KV)
+from shared.kv import KVEntry, KVKey, KVListPage, KVStore
 
-
-@dataclass(frozen=True, slots=True)
-class KVEntry:
-    value: bytes
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KVKey:
-    name: str
-    expiration: int | None = None  # unix seconds, as Workers KV reports it
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KVListPage:
-    keys: list[KVKey]
-    list_complete: bool
-    cursor: str | None = None
-
-
-class KVStore(Protocol):
-    async def get(self, key: str) -> KVEntry | None:
-        """The value and metadata under ``key``, or None when absent or expired."""
-
-    async def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
-                  metadata: dict[str, Any] | None = None) -> None:
-        """Store ``value``; raises ``shared.kv.KVLimitError`` where Workers KV would refuse it."""
-
-    async def delete(self, key: str) -> None: ...
-
-    async def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None) -> KVListPage: ...
-
+__all__ = ["Background", "Clock", "KVEntry", "KVKey", "KVListPage", "KVStore", "OriginClient", "OriginRequest",
+           "OriginResponse", "RateDecision", "RateLimiter"]
 
 # ---------------------------------------------------------------- origin
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from origin.generators.base import GenerationError, GenerationRequest, Generator
-from origin.writeback import AnswerWriter, LmdbAnswerWriter, expiration_for
+from origin.writeback import AnswerWriter, KVAnswerWriter, expiration_for
 from shared import signing, wire
 from shared.kv import KVError
 
@@ -152,14 +152,14 @@ def generator_from_env(environ: dict[str, str]) -> Generator:
 
 def create_app() -> Starlette:
     """uvicorn factory, configured from the environment (EAVES_DATA_DIR, EAVES_GENERATOR, ...)."""
-    from shared.kv_lmdb import LmdbKV
+    from shared.kv_lmdb import AsyncLmdbKV, LmdbKV
     from shared.local_stack import LocalStack
 
     environ = dict(os.environ)
     stack = LocalStack(Path(environ.get("EAVES_DATA_DIR", ".eaves")))
     state = OriginState(
         generator=generator_from_env(environ),
-        writer=LmdbAnswerWriter(LmdbKV(stack.kv_path)),
+        writer=KVAnswerWriter(AsyncLmdbKV(LmdbKV(stack.kv_path)), name="lmdb"),
         secret=stack.origin_secret(),
         generation_timeout_s=float(environ.get("EAVES_GENERATION_TIMEOUT_S", "120")),
     )

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shared.kv import MIN_EXPIRATION_TTL
-from shared.kv_lmdb import LmdbKV
+from shared.kv import MIN_EXPIRATION_TTL, KVStore
 from shared.wire import CachedAnswer
 
 
@@ -24,14 +23,15 @@ def expiration_for(ttl_s: int, stale_s: int) -> int:
     return max(MIN_EXPIRATION_TTL, ttl_s + stale_s)
 
 
-class LmdbAnswerWriter:
-    name = "lmdb"
+class KVAnswerWriter:
+    """Writes through any KVStore: the shared LMDB locally, the in-memory KV in tests."""
 
-    def __init__(self, store: LmdbKV) -> None:
-        self.store = store
+    def __init__(self, kv: KVStore, name: str = "kv") -> None:
+        self.kv = kv
+        self.name = name
 
     async def write(self, key: str, answer: CachedAnswer, expiration_ttl: int) -> None:
-        self.store.put(key, answer.body, expiration_ttl=expiration_ttl, metadata=answer.metadata())
+        await self.kv.put(key, answer.body, expiration_ttl=expiration_ttl, metadata=answer.metadata())
 
 
 class NoWriter:

@@ -7,7 +7,8 @@ metadata ≤ 1024 bytes of serialized JSON, expirationTtl ≥ 60 seconds.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 25 * 1024 * 1024
@@ -72,3 +73,39 @@ def check_ttl(expiration_ttl: int | None) -> None:
 def check_list_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise KVLimitError(f"list limit must be between 1 and {MAX_LIST_LIMIT}, not {limit}")
+
+
+# ---------------------------------------------------------------- the port (shaped like Workers KV)
+
+
+@dataclass(frozen=True, slots=True)
+class KVEntry:
+    value: bytes
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVKey:
+    name: str
+    expiration: int | None = None  # unix seconds, as Workers KV reports it
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVListPage:
+    keys: list[KVKey]
+    list_complete: bool
+    cursor: str | None = None
+
+
+class KVStore(Protocol):
+    async def get(self, key: str) -> KVEntry | None:
+        """The value and metadata under ``key``, or None when absent or expired."""
+
+    async def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
+                  metadata: dict[str, Any] | None = None) -> None:
+        """Store ``value``; raises ``KVLimitError`` where Workers KV would refuse it."""
+
+    async def delete(self, key: str) -> None: ...
+
+    async def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None) -> KVListPage: ...

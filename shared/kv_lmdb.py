@@ -2,12 +2,16 @@
 
 Several processes (uvicorn workers, the origin, `eaves keys`) open the same directory; LMDB
 serialises writers with its own lock and readers never block. Each record is
-``expiry (f64, 0 = none) | metadata length (u16) | metadata JSON | value``, so a read is one lookup
-and a write one transaction: an entry is either all there or not there.
+``expiry (f64, 0 = none) | metadata length (u16) | long-name length (u16) | long name | metadata JSON
+| value``, so a read is one lookup and a write one transaction: an entry is either all there or not.
+
+LMDB keys stop at 511 bytes and Workers KV's at 512, so a 512-byte name is stored under its first
+480 bytes plus a hash, with the full name in the record (listing stays sorted to within that tail).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -19,8 +23,10 @@ from typing import Any
 import lmdb
 
 from shared import kv as kv_rules
+from shared.kv import KVEntry, KVKey, KVListPage
 
-_HEADER = struct.Struct("<dH")
+_HEADER = struct.Struct("<dHH")
+_LMDB_MAX_KEY = 511
 DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB of address space; LMDB grows the file only as data arrives
 
 _envs: dict[tuple[str, str], lmdb.Environment] = {}
@@ -54,15 +60,27 @@ def close_env(path: str | os.PathLike[str]) -> None:
         env.close()
 
 
-def _pack(value: bytes, metadata_raw: bytes, expires: float | None) -> bytes:
-    return _HEADER.pack(expires or 0.0, len(metadata_raw)) + metadata_raw + value
+def _db_key(raw_key: bytes) -> tuple[bytes, bytes]:
+    """(the LMDB key, the long name to keep in the record or b"")."""
+    if len(raw_key) <= _LMDB_MAX_KEY:
+        return raw_key, b""
+    return raw_key[:480] + b"\xff" + hashlib.sha256(raw_key).digest()[:30], raw_key
+
+
+def _pack(value: bytes, metadata_raw: bytes, expires: float | None, long_name: bytes) -> bytes:
+    return _HEADER.pack(expires or 0.0, len(metadata_raw), len(long_name)) + long_name + metadata_raw + value
 
 
 def _unpack(record: bytes) -> tuple[bytes, dict[str, Any] | None, float | None]:
-    expires, meta_len = _HEADER.unpack_from(record)
-    start = _HEADER.size
+    expires, meta_len, name_len = _HEADER.unpack_from(record)
+    start = _HEADER.size + name_len
     metadata = json.loads(record[start:start + meta_len]) if meta_len else None
     return record[start + meta_len:], metadata, (expires or None)
+
+
+def _record_name(db_key: bytes, record: bytes) -> str:
+    name_len = _HEADER.unpack_from(record)[2]
+    return (record[_HEADER.size:_HEADER.size + name_len] if name_len else db_key).decode()
 
 
 class LmdbKV:
@@ -77,9 +95,9 @@ class LmdbKV:
         self._clock = clock
 
     def get(self, key: str) -> tuple[bytes, dict[str, Any] | None] | None:
-        raw_key = kv_rules.check_key(key)
+        db_key, _ = _db_key(kv_rules.check_key(key))
         with self._env.begin(db=self._db, buffers=False) as txn:
-            record = txn.get(raw_key)
+            record = txn.get(db_key)
         if record is None:
             return None
         value, metadata, expires = _unpack(record)
@@ -89,29 +107,29 @@ class LmdbKV:
 
     def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
             metadata: dict[str, Any] | None = None) -> None:
-        raw_key = kv_rules.check_key(key)
+        db_key, long_name = _db_key(kv_rules.check_key(key))
         kv_rules.check_value(value)
         metadata_raw = kv_rules.check_metadata(metadata)
         kv_rules.check_ttl(expiration_ttl)
         expires = self._clock() + expiration_ttl if expiration_ttl is not None else None
         try:
             with self._env.begin(db=self._db, write=True) as txn:
-                txn.put(raw_key, _pack(bytes(value), metadata_raw, expires))
+                txn.put(db_key, _pack(bytes(value), metadata_raw, expires, long_name))
         except lmdb.MapFullError as exc:
             raise kv_rules.KVStorageFull(
                 f"the local KV at {self.path} is full ({self._env.info()['map_size']} bytes); "
                 "nothing was written. Raise --kv-map-size or remove old entries") from exc
 
     def delete(self, key: str) -> None:
-        raw_key = kv_rules.check_key(key)
+        db_key, _ = _db_key(kv_rules.check_key(key))
         with self._env.begin(db=self._db, write=True) as txn:
-            txn.delete(raw_key)
+            txn.delete(db_key)
 
     def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None
              ) -> tuple[list[tuple[str, float | None, dict[str, Any] | None]], str | None]:
         kv_rules.check_list_limit(limit)
         now = self._clock()
-        start = (cursor or prefix).encode()
+        start = _db_key((cursor or prefix).encode())[0]
         raw_prefix = prefix.encode()
         out: list[tuple[str, float | None, dict[str, Any] | None]] = []
         more = False
@@ -130,7 +148,7 @@ class LmdbKV:
                     if len(out) == limit:
                         more = True
                         break
-                    out.append((raw_key.decode(), expires, metadata))
+                    out.append((_record_name(raw_key, cur.value()), expires, metadata))
                 found = cur.next()
         return out, (out[-1][0] if more and out else None)
 
@@ -150,3 +168,26 @@ class LmdbKV:
                 for raw_key in doomed:
                     txn.delete(raw_key)
         return len(doomed)
+
+
+class AsyncLmdbKV:
+    """The KVStore port over LMDB."""
+
+    def __init__(self, store: LmdbKV) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> KVEntry | None:
+        found = self.store.get(key)
+        return None if found is None else KVEntry(found[0], found[1])
+
+    async def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
+                  metadata: dict[str, Any] | None = None) -> None:
+        self.store.put(key, value, expiration_ttl=expiration_ttl, metadata=metadata)
+
+    async def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+    async def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None) -> KVListPage:
+        items, next_cursor = self.store.list(prefix=prefix, limit=limit, cursor=cursor)
+        keys = [KVKey(name, int(exp) if exp else None, meta) for name, exp, meta in items]
+        return KVListPage(keys, next_cursor is None, next_cursor)

@@ -88,7 +88,9 @@ def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int
     if len(messages) > max_messages:
         raise WireError(f"'messages' has {len(messages)} items; at most {max_messages} are allowed", "messages")
 
-    system, turns, total = [], [], 0
+    system: list[str] = []
+    turns: list[tuple[str, str]] = []
+    total = 0
     last_user = -1
     for i, message in enumerate(messages):
         where = f"messages[{i}]"

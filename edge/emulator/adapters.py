@@ -1,4 +1,5 @@
-"""CPython adapters for the edge's ports: LMDB KV, LMDB rate-limit counters, httpx origin client."""
+"""CPython adapters for the edge's ports: LMDB rate-limit counters and the httpx origin client
+(the LMDB KV adapter lives in shared.kv_lmdb: the origin writes through it too)."""
 
 from __future__ import annotations
 
@@ -9,32 +10,11 @@ from typing import Any
 import httpx
 
 from edge import errors
-from edge.ports import KVEntry, KVKey, KVListPage, OriginRequest, OriginResponse, RateDecision
+from edge.ports import OriginRequest, OriginResponse, RateDecision
 from edge.ratelimit import WindowState, sliding_window
-from shared.kv_lmdb import LmdbKV, open_env
+from shared.kv_lmdb import AsyncLmdbKV, open_env
 
-
-class AsyncLmdbKV:
-    """The KVStore port over LMDB."""
-
-    def __init__(self, store: LmdbKV) -> None:
-        self.store = store
-
-    async def get(self, key: str) -> KVEntry | None:
-        found = self.store.get(key)
-        return None if found is None else KVEntry(found[0], found[1])
-
-    async def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
-                  metadata: dict[str, Any] | None = None) -> None:
-        self.store.put(key, value, expiration_ttl=expiration_ttl, metadata=metadata)
-
-    async def delete(self, key: str) -> None:
-        self.store.delete(key)
-
-    async def list(self, *, prefix: str = "", limit: int = 1000, cursor: str | None = None) -> KVListPage:
-        items, next_cursor = self.store.list(prefix=prefix, limit=limit, cursor=cursor)
-        keys = [KVKey(name, int(exp) if exp else None, meta) for name, exp, meta in items]
-        return KVListPage(keys, next_cursor is None, next_cursor)
+__all__ = ["AsyncLmdbKV", "HttpxOriginClient", "LmdbRateLimiter"]
 
 
 class LmdbRateLimiter:
@@ -57,9 +37,11 @@ class LmdbRateLimiter:
 class HttpxOriginClient:
     """The OriginClient port over one pooled httpx.AsyncClient."""
 
-    def __init__(self, base_url: str, *, max_connections: int = 200) -> None:
+    def __init__(self, base_url: str, *, max_connections: int = 200,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
+            transport=transport,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             timeout=httpx.Timeout(30.0),
         )

@@ -30,13 +30,15 @@ class Route:
 
 
 class IntentClassifier(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def classify(self, text: str) -> Intent: ...
 
 
 class RoutePolicy(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def route(self, intent: Intent) -> Route: ...
 

@@ -1,0 +1,33 @@
+"""Real servers on 127.0.0.1: the stack started exactly as `eaves up` starts it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eaves.stack import Stack, running_stack
+
+
+def create_key(data_dir: Path, tenant: str, tier: str = "pro") -> str:
+    """`eaves keys create` as a user runs it; the key is the only thing on stdout."""
+    result = subprocess.run([sys.executable, "-m", "eaves.cli", "keys", "create", "--tenant", tenant, "--tier", tier,
+                             "--data-dir", str(data_dir)], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eav_")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="module")
+def stack(stack_dir: Path) -> Iterator[Stack]:
+    env = {"EAVES_SIM_TTFT_MS": "20", "EAVES_SIM_TOKENS_PER_S": "2000", "EAVES_INTENT": "off"}
+    with running_stack(stack_dir, env=env) as running:
+        yield running

@@ -1,0 +1,93 @@
+"""The origin service: only signed requests, generation, and write-back of complete answers only."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from edge.memory import MemoryKV
+from origin.app import OriginState, build_app
+from origin.generators.simulator import SimulatedGenerator
+from origin.writeback import KVAnswerWriter
+from shared import signing, wire
+
+SECRET = b"origin-secret-0123456789abcdef0123"
+BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]}).encode()
+
+
+def make(sim: SimulatedGenerator | None = None) -> tuple[httpx.AsyncClient, MemoryKV, SimulatedGenerator]:
+    kv = MemoryKV()
+    sim = sim or SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0)
+    app = build_app(OriginState(generator=sim, writer=KVAnswerWriter(kv), secret=SECRET))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://o"), kv, sim
+
+
+def signed_headers(body: bytes = BODY, extra: dict[str, str] | None = None) -> dict[str, str]:
+    headers = {"content-type": "application/json", **(extra or {})}
+    headers.update(signing.sign(SECRET, "POST", "/v1/chat/completions", body, time.time(), headers))
+    return headers
+
+
+CACHE = {wire.CACHE_KEY_HEADER: "ans/acme/abc", wire.CACHE_TTL_HEADER: "600", wire.CACHE_STALE_HEADER: "0",
+         wire.CACHE_INTENT_HEADER: "faq"}
+
+
+class TestSignature:
+    async def test_unsigned_request_is_refused(self) -> None:
+        """A request straight to the origin, without the edge's signature, gets 401 JSON."""
+        client, _, sim = make()
+        response = await client.post("/v1/chat/completions", content=BODY, headers={"content-type": "application/json"})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_signature"
+        assert sim.generations == 0
+
+    async def test_tampered_cache_key_is_refused(self) -> None:
+        """Changing the write-back key after signing is caught."""
+        client, kv, _ = make()
+        headers = signed_headers(extra=CACHE)
+        headers[wire.CACHE_KEY_HEADER] = "ans/other/abc"
+        response = await client.post("/v1/chat/completions", content=BODY, headers=headers)
+        assert response.status_code == 401
+        assert await kv.get("ans/other/abc") is None
+
+
+class TestGeneration:
+    async def test_signed_request_generates_with_usage(self) -> None:
+        """A signed request gets an OpenAI-shaped completion with a usage block."""
+        client, _, _ = make()
+        response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers())
+        assert response.status_code == 200
+        data = response.json()
+        assert data["object"] == "chat.completion" and data["choices"][0]["message"]["content"]
+        assert data["usage"]["total_tokens"] == data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
+
+    async def test_writes_back_when_asked(self) -> None:
+        """With cache headers the finished answer is stored with its freshness metadata."""
+        client, kv, _ = make()
+        response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
+        assert response.headers["x-eaves-writeback"] == "written"
+        entry = await kv.get("ans/acme/abc")
+        assert entry is not None and entry.value == response.content
+        assert entry.metadata is not None and entry.metadata["i"] == "faq"
+
+    async def test_no_cache_headers_no_write(self) -> None:
+        """Without cache headers nothing is written."""
+        client, kv, _ = make()
+        await client.post("/v1/chat/completions", content=BODY, headers=signed_headers())
+        assert (await kv.list()).keys == []
+
+    async def test_failed_generation_writes_nothing(self) -> None:
+        """A generation that fails part-way gives 502 and no KV entry."""
+        client, kv, _ = make(SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, fail_after_tokens=3))
+        response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
+        assert response.status_code == 502 and response.json()["error"]["code"] == "generation_failed"
+        assert await kv.get("ans/acme/abc") is None
+
+    async def test_bad_body_is_400(self) -> None:
+        """A signed but malformed body is a 400 naming the problem."""
+        client, _, _ = make()
+        body = b'{"messages": "nope"}'
+        response = await client.post("/v1/chat/completions", content=body, headers=signed_headers(body))
+        assert response.status_code == 400 and "messages" in response.json()["error"]["message"]
