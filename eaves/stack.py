@@ -30,6 +30,8 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    args: Sequence[str] = ()
+    env: dict[str, str] | None = None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -76,7 +78,22 @@ def start_server(name: str, args: Sequence[str], url: str, log_dir: Path,
                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                start_new_session=True)
     log_file.close()
-    return Server(name, url, process, log_path)
+    return Server(name, url, process, log_path, tuple(args), env)
+
+
+def kill_server(server: Server) -> None:
+    """SIGKILL, as a crash would: no shutdown handlers run."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+
+
+def restart_server(server: Server, timeout_s: float = 30.0) -> None:
+    """Start the same server again (same port and options) in place, and wait until it answers."""
+    stop_server(server)
+    fresh = start_server(server.name, server.args, server.url, server.log_path.parent, server.env)
+    server.process = fresh.process
+    wait_healthy(server, timeout_s)
 
 
 def stop_server(server: Server, timeout_s: float = 10.0) -> None:

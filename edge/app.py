@@ -1,6 +1,8 @@
 """The edge handler: request in, response out, every step through a port.
 
     auth → rate limit → parse → KV lookup → classify → route (block | edge | cache | origin)
+                                   │                                           │ fails
+                                   └─ fresh: hit / stale: serve + refresh      └─► stale → canned → 502/503/504
 
 The KV lookup comes before classification on purpose: an answer is only ever stored for a
 prompt the current model and policy routed to the cache (their versions are in the key), so a hit
@@ -9,13 +11,17 @@ needs no classification, and the hit path stays a hash, a counter update and one
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 from edge import errors
 from edge.auth import Authenticator, Principal
+from edge.breaker import CircuitBreaker
+from edge.freshness import CacheControl, freshness, parse_cache_control
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
-from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, RateLimiter
+from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
 from edge.ratelimit import rate_limit_headers
 from edge.settings import EdgeSettings
 from edge.timing import Timing
@@ -29,9 +35,12 @@ from shared.intent.routing import (
     Route,
     RoutePolicy,
 )
+from shared.kv import KVError
 
 CHAT_PATH = "/v1/chat/completions"
 ORIGIN_CHAT_PATH = "/v1/chat/completions"
+REFRESH_MARK_PREFIX = "rfr/"
+REFRESH_MARK_TTL_S = 60  # Workers KV's minimum; a refresh that takes longer may be repeated once
 
 
 @dataclass
@@ -46,9 +55,15 @@ class EdgeApp:
     policy: RoutePolicy = field(default_factory=CacheEverything)
 
     def __post_init__(self) -> None:
-        self.auth = Authenticator(self.kv, self.clock, self.settings.jwt, frozenset(self.settings.tiers),
-                                  self.settings.key_cache_ttl_s)
-        self.versions = f"m:{self.classifier.version}|p:{self.policy.version}|t:{self.settings.prompt_version}"
+        settings = self.settings
+        self.auth = Authenticator(self.kv, self.clock, settings.jwt, frozenset(settings.tiers),
+                                  settings.key_cache_ttl_s)
+        self.versions = f"m:{self.classifier.version}|p:{self.policy.version}|t:{settings.prompt_version}"
+        self.breaker = CircuitBreaker(self.clock.monotonic, failure_threshold=settings.breaker_failures,
+                                      cooldown_s=settings.breaker_cooldown_s)
+        # How requests were served, by route and fallback tier; read by metrics and tests.
+        self.stats: Counter[str] = Counter()
+        self._refreshing: set[str] = set()
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
@@ -59,13 +74,16 @@ class EdgeApp:
                     raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only")
                 response = await self._chat(request, request_id, timing)
             elif request.path == "/healthz":
-                response = json_response(200, {"status": "ok"})
+                response = json_response(200, {"status": "ok", "breaker": self.breaker.state})
             else:
                 raise errors.NotFound(f"no route for {request.method} {request.path}")
         except errors.EdgeError as exc:
             response = exc.to_response()
             if isinstance(exc, errors.Blocked):
                 response.headers.append((wire.ROUTE_HEADER, "blocked"))
+        route = response.header(wire.ROUTE_HEADER)
+        if route:
+            self.stats[route] += 1
         response.headers.append((wire.REQUEST_ID_HEADER, request_id))
         response.headers.append(("server-timing", timing.header()))
         return response
@@ -94,15 +112,24 @@ class EdgeApp:
         scope = AnswerScope(principal.tenant, chat.model, chat.system + "\x1d" + chat.history, locale,
                             self.versions)
         key = answer_key(scope, chat.prompt)
+        control = parse_cache_control(request.headers.get("cache-control"))
         timing.mark("parse")
 
-        entry = await self.kv.get(key)
-        timing.mark("kv")
-        if entry is not None:
-            cached = wire.CachedAnswer.from_kv(entry.value, entry.metadata)
-            if cached is not None and cached.fresh_until > self.clock.now():
-                headers = [(wire.ROUTE_HEADER, "hit"), (wire.INTENT_HEADER, cached.intent), *limit_headers]
-                return EdgeResponse(200, cached.body, headers)
+        fallback_entry: wire.CachedAnswer | None = None
+        if control.may_read:
+            entry = await self.kv.get(key)
+            timing.mark("kv")
+            cached = wire.CachedAnswer.from_kv(entry.value, entry.metadata) if entry is not None else None
+            if cached is not None:
+                now = self.clock.now()
+                state = freshness(cached, now, control)
+                if state == "fresh":
+                    return self._from_cache(cached, "hit", now, limit_headers)
+                if state == "stale":
+                    self._refresh_later(request.body, principal, key, cached, request_id)
+                    return self._from_cache(cached, "stale", now, limit_headers)
+                if state == "error-only":
+                    fallback_entry = cached
 
         intent = self.classifier.classify(chat.prompt)
         route = self.policy.route(intent)
@@ -111,13 +138,21 @@ class EdgeApp:
             raise errors.Blocked(f"this request was refused by the edge's policy ({route.reason or intent.label})",
                                  code="blocked_by_policy", headers=[(wire.INTENT_HEADER, intent.label)])
         if route.action == "edge" and route.answer is not None:
-            body = json_bytes(wire.completion_body(route.answer, model=chat.model))
-            return EdgeResponse(200, body, [(wire.ROUTE_HEADER, "edge"), (wire.INTENT_HEADER, intent.label),
-                                            *limit_headers])
-        response = await self._forward(request, principal, key, intent, route, request_id)
+            return self._canned(route.answer, chat.model, "edge", intent, limit_headers)
+
+        origin_request = self._origin_request(request.body, principal, key, intent, route, control, request_id)
+        try:
+            upstream = await self._call_origin(origin_request)
+        except errors.UpstreamError as failure:
+            timing.mark("origin")
+            return self._fallback(failure, fallback_entry, route, chat.model, intent, limit_headers)
         timing.mark("origin")
-        response.headers.extend(limit_headers)
-        return response
+        route_name = "miss" if upstream.status == 200 else "origin"
+        headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label), *limit_headers]
+        content_type = upstream.headers.get("content-type", "application/json")
+        return EdgeResponse(upstream.status, upstream.body, headers, content_type=content_type)
+
+    # ------------------------------------------------------------------ steps
 
     async def _rate_limit(self, principal: Principal) -> list[tuple[str, str]]:
         tier = self.settings.tiers.get(principal.tier)
@@ -131,28 +166,107 @@ class EdgeApp:
                                      code="rate_limit_exceeded", headers=headers)
         return headers
 
-    async def _forward(self, request: EdgeRequest, principal: Principal, key: str, intent: Intent,
-                       route: Route, request_id: str) -> EdgeResponse:
+    def _from_cache(self, cached: wire.CachedAnswer, route: str, now: float,
+                    limit_headers: list[tuple[str, str]]) -> EdgeResponse:
+        headers = [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, cached.intent),
+                   ("age", str(max(0, int(now - cached.created)))), *limit_headers]
+        return EdgeResponse(200, cached.body, headers)
+
+    def _canned(self, answer: str, model: str, route: str, intent: Intent,
+                limit_headers: list[tuple[str, str]]) -> EdgeResponse:
+        body = json_bytes(wire.completion_body(answer, model=model))
+        return EdgeResponse(200, body, [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, intent.label),
+                                        *limit_headers])
+
+    def _origin_request(self, body: bytes, principal: Principal, key: str, intent: Intent, route: Route,
+                        control: CacheControl, request_id: str) -> OriginRequest:
         headers = {
             "content-type": "application/json",
             wire.TENANT_HEADER: principal.tenant,
             wire.CACHE_INTENT_HEADER: intent.label,
             wire.REQUEST_ID_HEADER: request_id,
         }
-        if route.action == "cache" and route.ttl_s:
-            headers[wire.CACHE_KEY_HEADER] = key
-            headers[wire.CACHE_TTL_HEADER] = str(route.ttl_s)
-            headers[wire.CACHE_STALE_HEADER] = str(route.stale_s)
+        if route.action == "cache" and route.ttl_s and not control.no_store:
+            keep = route.stale_if_error_s if route.stale_if_error_s is not None else self.settings.stale_if_error_s
+            headers.update(self._cache_headers(key, route.ttl_s, route.stale_s, keep))
+        return self._signed(body, headers, route.timeout_s or self.settings.origin_timeout_s)
+
+    @staticmethod
+    def _cache_headers(key: str, ttl_s: int, stale_s: int, keep_s: int) -> dict[str, str]:
+        return {wire.CACHE_KEY_HEADER: key, wire.CACHE_TTL_HEADER: str(ttl_s),
+                wire.CACHE_STALE_HEADER: str(stale_s), wire.CACHE_KEEP_HEADER: str(keep_s)}
+
+    def _signed(self, body: bytes, headers: dict[str, str], timeout_s: float) -> OriginRequest:
         # Signed: body, path and every x-eaves-* header; the origin refuses anything else.
-        headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, request.body,
+        headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, body,
                                     self.clock.now(), headers))
-        upstream = await self.origin.send(OriginRequest(ORIGIN_CHAT_PATH, request.body, headers,
-                                                        timeout_s=self.settings.origin_timeout_s))
+        return OriginRequest(ORIGIN_CHAT_PATH, body, headers, timeout_s=timeout_s)
+
+    async def _call_origin(self, request: OriginRequest) -> OriginResponse:
+        """The origin behind the breaker: 5xx, timeouts and unreachability count as failures."""
+        if not self.breaker.allow():
+            raise errors.Unavailable("the edge has stopped calling the origin after repeated failures",
+                                     code="circuit_open")
+        try:
+            upstream = await self.origin.send(request)
+        except errors.UpstreamError:
+            self.breaker.record_failure()
+            raise
         if upstream.status >= 500:
+            self.breaker.record_failure()
             raise errors.UpstreamError(f"the origin failed with status {upstream.status}", code="origin_error")
-        route_name = "miss" if upstream.status == 200 else "origin"
-        out_headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label)]
-        content_type = upstream.headers.get("content-type", "application/json")
-        if not content_type.startswith("application/json"):
-            out_headers.append(("content-type", content_type))
-        return EdgeResponse(upstream.status, upstream.body, out_headers, content_type=content_type)
+        self.breaker.record_success()
+        return upstream
+
+    def _fallback(self, failure: errors.UpstreamError, entry: wire.CachedAnswer | None, route: Route,
+                  model: str, intent: Intent, limit_headers: list[tuple[str, str]]) -> EdgeResponse:
+        """The origin could not answer: a stale answer, else the intent's canned answer, else a clear error."""
+        headers = [("x-edge-fallback-reason", failure.code)]
+        if entry is not None:
+            self.stats["fallback_stale"] += 1
+            response = self._from_cache(entry, "stale", self.clock.now(), limit_headers)
+        elif route.answer is not None:
+            self.stats["fallback_canned"] += 1
+            response = self._canned(route.answer, model, "fallback", intent, limit_headers)
+        else:
+            self.stats["fallback_error"] += 1
+            retry_after = math.ceil(self.breaker.retry_after_s()) or self.settings.error_retry_after_s
+            failure.message = (f"{failure.message}; no cached or canned answer exists for this question. "
+                               f"Retry after {retry_after} seconds.")
+            response = failure.to_response()
+            response.headers += [(wire.ROUTE_HEADER, "fallback"), (wire.INTENT_HEADER, intent.label),
+                                 ("retry-after", str(retry_after)), *limit_headers]
+        response.headers += headers
+        return response
+
+    # ------------------------------------------------------------------ stale-while-revalidate
+
+    def _refresh_later(self, body: bytes, principal: Principal, key: str, cached: wire.CachedAnswer,
+                       request_id: str) -> None:
+        if key in self._refreshing:
+            return  # one refresh at a time per key in this isolate
+        self._refreshing.add(key)
+        self.background.defer(self._refresh(body, principal, key, cached, request_id))
+
+    async def _refresh(self, body: bytes, principal: Principal, key: str, cached: wire.CachedAnswer,
+                       request_id: str) -> None:
+        mark = REFRESH_MARK_PREFIX + key
+        try:
+            # Across processes/isolates a short-lived KV mark keeps refreshes to about one per key.
+            if await self.kv.get(mark) is not None:
+                return
+            await self.kv.put(mark, b"1", expiration_ttl=REFRESH_MARK_TTL_S)
+            ttl = max(1, round(cached.fresh_until - cached.created))
+            headers = {"content-type": "application/json", wire.TENANT_HEADER: principal.tenant,
+                       wire.CACHE_INTENT_HEADER: cached.intent, wire.REQUEST_ID_HEADER: request_id + "-refresh",
+                       **self._cache_headers(key, ttl, round(cached.stale_until - cached.fresh_until),
+                                             round(cached.keep_until - cached.fresh_until))}
+            upstream = await self._call_origin(self._signed(body, headers, self.settings.origin_timeout_s))
+            if not isinstance(upstream.body, bytes):
+                async for _ in upstream.body:
+                    pass
+            self.stats["refreshed"] += 1
+        except (errors.UpstreamError, KVError):
+            self.stats["refresh_failed"] += 1  # the stale entry stays; the next stale hit tries again
+        finally:
+            self._refreshing.discard(key)

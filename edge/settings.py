@@ -43,6 +43,10 @@ class EdgeSettings:
     jwt: JwtConfig | None = None
     prompt_version: str = "1"  # bump when the origin's prompt template changes: old answers become misses
     key_cache_ttl_s: float = 30.0
+    stale_if_error_s: int = 86_400  # default for routes that do not set their own
+    breaker_failures: int = 5  # consecutive origin failures that open the circuit
+    breaker_cooldown_s: float = 10.0  # how long it stays open before one probe
+    error_retry_after_s: int = 5  # Retry-After on a failed request when the breaker is closed
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], prefix: str = "EAVES_") -> EdgeSettings:
@@ -59,7 +63,11 @@ class EdgeSettings:
         for name, attr, kind in (("ORIGIN_TIMEOUT_S", "origin_timeout_s", float),
                                  ("MAX_BODY_BYTES", "max_body_bytes", int),
                                  ("MAX_PROMPT_CHARS", "max_prompt_chars", int),
-                                 ("KEY_CACHE_TTL_S", "key_cache_ttl_s", float)):
+                                 ("KEY_CACHE_TTL_S", "key_cache_ttl_s", float),
+                                 ("STALE_IF_ERROR_S", "stale_if_error_s", int),
+                                 ("BREAKER_FAILURES", "breaker_failures", int),
+                                 ("BREAKER_COOLDOWN_S", "breaker_cooldown_s", float),
+                                 ("ERROR_RETRY_AFTER_S", "error_retry_after_s", int)):
             if (raw := get(name)) is not None:
                 kwargs[attr] = _number(prefix + name, raw, kind)
         for name, attr in (("DEFAULT_MODEL", "default_model"), ("PROMPT_VERSION", "prompt_version")):

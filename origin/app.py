@@ -66,7 +66,8 @@ async def chat_completions(request: Request) -> Response:
 
     gen_request = GenerationRequest(model=chat.model, messages=chat.raw["messages"], prompt=chat.prompt,
                                     system=chat.system, max_tokens=chat.max_tokens or 256,
-                                    temperature=chat.temperature)
+                                    temperature=chat.temperature,
+                                    tenant=request.headers.get(wire.TENANT_HEADER, ""))
     started = time.perf_counter()
     try:
         text, completion_tokens = await asyncio.wait_for(_collect(state.generator, gen_request),
@@ -105,15 +106,17 @@ async def _write_back(state: OriginState, headers: Any, body: bytes) -> str:
         return "skipped"
     try:
         ttl = int(headers.get(wire.CACHE_TTL_HEADER, "0"))
-        stale = int(headers.get(wire.CACHE_STALE_HEADER, "0"))
+        stale = max(0, int(headers.get(wire.CACHE_STALE_HEADER, "0")))
+        keep = max(0, int(headers.get(wire.CACHE_KEEP_HEADER, "0")))
     except ValueError:
         return "skipped"
     if ttl <= 0:
         return "skipped"
     now = state.clock()
-    answer = wire.CachedAnswer(body, now, now + ttl, headers.get(wire.CACHE_INTENT_HEADER, ""))
+    answer = wire.CachedAnswer(body, now, now + ttl, headers.get(wire.CACHE_INTENT_HEADER, ""),
+                               now + ttl + stale, now + ttl + keep)
     try:
-        await state.writer.write(key, answer, expiration_for(ttl, stale))
+        await state.writer.write(key, answer, expiration_for(ttl, stale, keep))
     except (KVError, OSError) as exc:
         # The answer is still good for this caller; only the next identical request pays again.
         state.counters["writeback_failures"] += 1
@@ -146,6 +149,7 @@ def generator_from_env(environ: dict[str, str]) -> Generator:
             tokens_per_s=float(environ.get("EAVES_SIM_TOKENS_PER_S", "200")),
             answer_tokens=int(environ.get("EAVES_SIM_ANSWER_TOKENS", "32")),
             fail_rate=float(environ.get("EAVES_SIM_FAIL_RATE", "0")),
+            echo_tenant=environ.get("EAVES_SIM_ECHO_TENANT", "") == "1",
         )
     raise ValueError(f"EAVES_GENERATOR={kind!r} is not a known generator (simulator)")
 

@@ -1,8 +1,8 @@
 """Writing answers back to the edge's KV: the port, and the local (LMDB) implementation.
 
 Only complete answers are written, in one put, so the edge never sees a half answer.
-Workers KV keeps entries at least 60 s, so an entry lives for max(60, ttl + stale window) and
-carries its own freshness deadline in metadata.
+Workers KV keeps entries at least 60 s, so an entry lives for max(60, ttl + the longer stale window)
+and carries its own deadlines (fresh, stale-while-revalidate, stale-if-error) in metadata.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ class AnswerWriter(Protocol):
     async def write(self, key: str, answer: CachedAnswer, expiration_ttl: int) -> None: ...
 
 
-def expiration_for(ttl_s: int, stale_s: int) -> int:
-    return max(MIN_EXPIRATION_TTL, ttl_s + stale_s)
+def expiration_for(ttl_s: int, stale_s: int, keep_s: int = 0) -> int:
+    return max(MIN_EXPIRATION_TTL, ttl_s + max(stale_s, keep_s))
 
 
 class KVAnswerWriter:

@@ -20,7 +20,8 @@ REQUEST_ID_HEADER = "x-request-id"
 TENANT_HEADER = "x-eaves-tenant"
 CACHE_KEY_HEADER = "x-eaves-cache-key"
 CACHE_TTL_HEADER = "x-eaves-cache-ttl"  # fresh seconds; absent = do not write back
-CACHE_STALE_HEADER = "x-eaves-cache-stale"  # extra seconds the entry may be served stale
+CACHE_STALE_HEADER = "x-eaves-cache-stale"  # seconds past ttl it may be served stale while refreshing
+CACHE_KEEP_HEADER = "x-eaves-cache-keep"  # seconds past ttl it may be served if the origin fails
 CACHE_INTENT_HEADER = "x-eaves-intent"
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -180,15 +181,24 @@ class CachedAnswer:
     created: float
     fresh_until: float
     intent: str = ""
+    stale_until: float = 0.0  # serve stale while one refresh runs (stale-while-revalidate) until then
+    keep_until: float = 0.0  # serve only when the origin fails (stale-if-error) until then
+
+    def __post_init__(self) -> None:
+        # Each deadline is at least the one before it, so freshness checks need no special cases.
+        object.__setattr__(self, "stale_until", max(self.stale_until, self.fresh_until))
+        object.__setattr__(self, "keep_until", max(self.keep_until, self.stale_until))
 
     def metadata(self) -> dict[str, Any]:
-        return {"c": round(self.created, 3), "f": round(self.fresh_until, 3), "i": self.intent[:64]}
+        return {"c": round(self.created, 3), "f": round(self.fresh_until, 3), "s": round(self.stale_until, 3),
+                "k": round(self.keep_until, 3), "i": self.intent[:64]}
 
     @classmethod
     def from_kv(cls, body: bytes, metadata: dict[str, Any] | None) -> CachedAnswer | None:
         if not metadata:
             return None
         try:
-            return cls(body, float(metadata["c"]), float(metadata["f"]), str(metadata.get("i", "")))
+            return cls(body, float(metadata["c"]), float(metadata["f"]), str(metadata.get("i", "")),
+                       float(metadata.get("s", 0.0)), float(metadata.get("k", 0.0)))
         except (KeyError, TypeError, ValueError):
             return None  # an entry from an older schema is a miss, never an error

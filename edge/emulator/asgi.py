@@ -31,7 +31,9 @@ def load_intent() -> tuple[Any, Any]:
     from shared.intent.routing import CacheEverything, NoClassifier
 
     if os.environ.get("EAVES_INTENT", "on").lower() in ("off", "0", "false", "none"):
-        return NoClassifier(), CacheEverything()
+        ttl = int(os.environ.get("EAVES_CACHE_TTL_S", "3600"))
+        stale = int(os.environ.get("EAVES_CACHE_STALE_S", "300"))
+        return NoClassifier(), CacheEverything(ttl_s=ttl, stale_s=stale)
     try:
         from shared.intent import load_classifier, load_policy  # type: ignore[attr-defined]
     except ImportError:

@@ -19,6 +19,7 @@ class GenerationRequest:
     system: str = ""
     max_tokens: int = 256
     temperature: float | None = None
+    tenant: str = ""  # who asked (from the signed x-eaves-tenant header): for accounting, never for the prompt
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -26,6 +26,7 @@ class SimulatedGenerator:
     fail_rate: float = 0.0  # share of generations that fail before the first token
     fail_after_tokens: int | None = None  # break every stream after this many tokens
     seed: int = 0
+    echo_tenant: bool = False  # start answers with the tenant: lets fault runs prove no answer crossed tenants
     name: str = "simulator"
 
     def __post_init__(self) -> None:
@@ -40,6 +41,8 @@ class SimulatedGenerator:
         count = min(self.answer_tokens, request.max_tokens)
         words = [_WORDS[b % len(_WORDS)] for b in (digest * (count // len(digest) + 1))[:count]]
         head = f"Simulated answer to: {request.prompt.strip()[:60]}."
+        if self.echo_tenant:
+            head = f"[{request.tenant}] {head}"
         return [head] + [" " + w for w in words[1:]]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:

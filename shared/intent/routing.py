@@ -27,6 +27,8 @@ class Route:
     stale_s: int = 0  # cache: how long past ttl it may still be served (stale-while-revalidate/-if-error)
     answer: str | None = None  # edge: the canned answer; also the fallback answer when the origin fails
     reason: str = ""  # why: "intent greeting", "domain abuse", ...
+    stale_if_error_s: int | None = None  # cache: how long past ttl it may be served when the origin fails
+    timeout_s: float | None = None  # how long this route may wait for the origin (None: the edge's default)
 
 
 class IntentClassifier(Protocol):
@@ -48,7 +50,7 @@ class CacheEverything:
     """A policy with no model behind it: every prompt is cacheable for ``ttl_s``."""
 
     ttl_s: int = 3600
-    stale_s: int = 0
+    stale_s: int = 300
     version: str = "cache-all-1"
 
     def route(self, intent: Intent) -> Route:

@@ -1,0 +1,200 @@
+"""Caching semantics and graceful degradation, in-process: freshness rules, the breaker, fallback tiers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.memory import TaskBackground
+from origin.generators.base import GenerationRequest, Piece
+from origin.generators.simulator import SimulatedGenerator
+from shared.intent.routing import Intent, Route
+from tests.world import World, body_of, make_world
+
+TTL, STALE, KEEP = 60, 120, 3600
+
+
+@dataclass
+class Policy:
+    answer: str | None = None
+    version: str = "test-policy-1"
+
+    def route(self, intent: Intent) -> Route:
+        return Route("cache", ttl_s=TTL, stale_s=STALE, stale_if_error_s=KEEP, answer=self.answer)
+
+
+async def world_with(answer: str | None = None, **settings: object) -> World:
+    return await make_world(policy=Policy(answer), breaker_failures=2, breaker_cooldown_s=30.0, **settings)
+
+
+async def drain(world: World) -> None:
+    background = world.edge.background
+    assert isinstance(background, TaskBackground)
+    await background.drain()
+
+
+class TestStaleWhileRevalidate:
+    async def test_stale_served_then_refreshed_once(self) -> None:
+        """Past the TTL the stale answer is served at once, and one background refresh replaces it."""
+        world = await world_with()
+        first = await world.chat("q")
+        world.clock.advance(TTL + 1)
+        stale = await asyncio.gather(*(world.chat("q") for _ in range(5)))
+        assert [r.header("x-edge-route") for r in stale] == ["stale"] * 5
+        assert all(body_of(r) == body_of(first) for r in stale)
+        await drain(world)
+        assert world.simulator.generations == 2  # the first miss + exactly one refresh
+        refreshed = await world.chat("q")
+        assert refreshed.header("x-edge-route") == "hit" and refreshed.header("age") == "0"
+
+    async def test_past_stale_window_is_a_miss(self) -> None:
+        """Past the stale-while-revalidate window a healthy origin regenerates in the foreground."""
+        world = await world_with()
+        await world.chat("q")
+        world.clock.advance(TTL + STALE + 1)
+        assert (await world.chat("q")).header("x-edge-route") == "miss"
+
+    async def test_failed_refresh_keeps_stale_entry(self) -> None:
+        """A refresh that fails leaves the stale answer in place for the next request."""
+        world = await world_with()
+        await world.chat("q")
+        world.clock.advance(TTL + 1)
+        world.simulator.fail_rate = 1.0
+        await world.chat("q")
+        await drain(world)
+        assert world.edge.stats["refresh_failed"] == 1
+        world.clock.advance(61)  # past the cross-process refresh mark
+        assert (await world.chat("q")).header("x-edge-route") == "stale"
+
+
+class TestRequestControls:
+    async def test_no_cache_regenerates_and_stores(self) -> None:
+        """Cache-Control: no-cache skips the cached answer but stores the new one."""
+        world = await world_with()
+        await world.chat("q")
+        forced = await world.chat("q", headers={"cache-control": "no-cache"})
+        assert forced.header("x-edge-route") == "miss" and world.simulator.generations == 2
+        assert (await world.chat("q")).header("x-edge-route") == "hit"
+
+    async def test_no_store_neither_reads_nor_writes(self) -> None:
+        """Cache-Control: no-store never reads or writes the KV."""
+        world = await world_with()
+        await world.chat("private", headers={"cache-control": "no-store"})
+        assert await world.answer_keys() == []
+        assert (await world.chat("private")).header("x-edge-route") == "miss"
+
+    async def test_max_age(self) -> None:
+        """max-age=N accepts a cached answer up to N seconds old, else regenerates."""
+        world = await world_with()
+        await world.chat("q")
+        world.clock.advance(30)
+        assert (await world.chat("q", headers={"cache-control": "max-age=40"})).header("x-edge-route") == "hit"
+        assert (await world.chat("q", headers={"cache-control": "max-age=10"})).header("x-edge-route") == "miss"
+
+
+class TestFallbackTiers:
+    async def test_stale_if_error(self) -> None:
+        """Past the stale window, a failing origin is covered by the old answer, labelled stale."""
+        world = await world_with()
+        first = await world.chat("q")
+        world.clock.advance(TTL + STALE + 10)
+        world.simulator.fail_rate = 1.0
+        response = await world.chat("q")
+        assert response.status == 200 and response.header("x-edge-route") == "stale"
+        assert response.header("x-edge-fallback-reason") == "origin_error"
+        assert body_of(response) == body_of(first)
+        assert world.edge.stats["fallback_stale"] == 1
+
+    async def test_canned_answer_when_nothing_cached(self) -> None:
+        """With no stale answer, the intent's canned answer is served as a fallback."""
+        world = await world_with(answer="We are busy; please try again shortly.")
+        world.simulator.fail_rate = 1.0
+        response = await world.chat("q")
+        assert response.status == 200 and response.header("x-edge-route") == "fallback"
+        assert body_of(response)["choices"][0]["message"]["content"].startswith("We are busy")
+
+    async def test_error_tier_says_what_to_do(self) -> None:
+        """With neither, the client gets an error with Retry-After that says what happened and what to do."""
+        world = await world_with()
+        world.simulator.fail_rate = 1.0
+        response = await world.chat("q")
+        assert response.status == 502 and response.header("x-edge-route") == "fallback"
+        assert int(response.header("retry-after") or 0) > 0
+        message = body_of(response)["error"]["message"]
+        assert "no cached or canned answer" in message and "Retry after" in message
+
+    async def test_nothing_written_by_failures(self) -> None:
+        """Failed generations leave no entry behind."""
+        world = await world_with()
+        world.simulator.fail_rate = 1.0
+        await world.chat("q")
+        assert await world.answer_keys() == []
+
+
+class TestBreaker:
+    async def test_open_breaker_answers_at_once_then_probe_closes_it(self) -> None:
+        """After repeated failures the origin is not called; after the cooldown one probe closes the circuit."""
+        world = await world_with()
+        world.simulator.fail_rate = 1.0
+        for i in range(2):
+            await world.chat(f"q{i}")
+        assert world.edge.breaker.state == "open"
+        calls = world.simulator.generations
+        refused = await world.chat("q-new")
+        assert refused.status == 503 and body_of(refused)["error"]["code"] == "circuit_open"
+        assert 0 < int(refused.header("retry-after") or 0) <= 30
+        assert world.simulator.generations == calls  # the origin was not called
+        world.clock.advance(30)
+        world.simulator.fail_rate = 0.0
+        assert (await world.chat("q-probe")).header("x-edge-route") == "miss"
+        assert world.edge.breaker.state == "closed"
+
+    async def test_open_breaker_still_serves_stale(self) -> None:
+        """While open, an old answer is served at once instead of an error."""
+        world = await world_with()
+        await world.chat("known")
+        world.clock.advance(TTL + STALE + 5)
+        world.simulator.fail_rate = 1.0
+        for i in range(2):
+            await world.chat(f"q{i}")
+        response = await world.chat("known")
+        assert response.header("x-edge-route") == "stale"
+        assert response.header("x-edge-fallback-reason") == "circuit_open"
+
+
+class TenantEcho(SimulatedGenerator):
+    """Answers with the tenant the origin was told, so a crossed answer is visible."""
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:
+        self.generations += 1
+        yield Piece(f"{request.tenant}|{request.prompt}")
+
+
+requests = st.lists(st.tuples(st.sampled_from(["acme", "beta", "gamma"]),
+                              st.sampled_from(["hours?", "Hours", "refund", "hi"]),
+                              st.sampled_from([0, 0, 61, 200, 4000])), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests)
+def test_no_tenant_ever_gets_another_tenants_answer(sequence: list[tuple[str, str, int]]) -> None:
+    """Whatever the order, timing and prompts, every answer a tenant receives was generated for that tenant."""
+
+    async def run() -> None:
+        world = await world_with(answer=None)
+        world.origin.generator = TenantEcho(ttft_s=0.0, tokens_per_s=0.0)
+        await world.add_key("gamma", "gamma")
+        for tenant, prompt, wait in sequence:
+            world.clock.advance(wait)
+            response = await world.chat(prompt, key=tenant)
+            if response.status == 200:
+                content = json.loads(response.body)["choices"][0]["message"]["content"]  # type: ignore[arg-type]
+                assert content.split("|")[0] == tenant
+            await drain(world)
+
+    asyncio.run(run())

@@ -1,0 +1,106 @@
+"""Graceful degradation against a real origin process that is slowed, made to fail, killed and restarted."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eaves.stack import Stack, kill_server, restart_server, running_stack
+from shared.kv_lmdb import LmdbKV
+from shared.local_stack import LocalStack
+from tests.integration.conftest import create_key
+
+pytestmark = pytest.mark.integration
+
+ENV = {"EAVES_INTENT": "off", "EAVES_SIM_TTFT_MS": "10", "EAVES_BREAKER_FAILURES": "3",
+       "EAVES_BREAKER_COOLDOWN_S": "1", "EAVES_ERROR_RETRY_AFTER_S": "2"}
+
+
+def ask(stack: Stack, key: str, prompt: str, **headers: str) -> httpx.Response:
+    assert stack.edge
+    return httpx.post(stack.edge.url + "/v1/chat/completions", timeout=30,
+                      json={"messages": [{"role": "user", "content": prompt}]},
+                      headers={"authorization": f"Bearer {key}", **headers})
+
+
+def answer_keys(data_dir: Path) -> list[str]:
+    items, _ = LmdbKV(LocalStack(data_dir).kv_path).list(prefix="ans/")
+    return [name for name, _, _ in items]
+
+
+def test_origin_killed_mid_generation_then_restarted(tmp_path: Path) -> None:
+    """Killing the origin mid-generation gives a clear error, leaves no partial entry, and a restart recovers."""
+    env = {**ENV, "EAVES_SIM_TTFT_MS": "3000"}
+    with running_stack(tmp_path, env=env) as stack:
+        assert stack.origin
+        key = create_key(tmp_path, "crash")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(ask, stack, key, "a slow question")
+            time.sleep(0.8)
+            kill_server(stack.origin)
+            response = pending.result(timeout=20)
+        assert response.status_code == 502
+        assert response.headers["x-edge-route"] == "fallback"
+        assert response.json()["error"]["code"] in ("origin_unreachable", "origin_stream_broken")
+        assert answer_keys(tmp_path) == []
+        restart_server(stack.origin)
+        assert ask(stack, key, "after the restart").headers["x-edge-route"] == "miss"
+
+
+def test_stale_if_error_and_breaker_with_dead_origin(tmp_path: Path) -> None:
+    """With the origin down: known questions get their old answer, new ones fail fast, then the breaker opens;
+    after a restart one probe closes it."""
+    with running_stack(tmp_path, env=ENV) as stack:
+        assert stack.origin
+        key = create_key(tmp_path, "outage")
+        fresh = ask(stack, key, "known question")
+        assert fresh.headers["x-edge-route"] == "miss"
+        kill_server(stack.origin)
+
+        # max-age=0 makes the cached answer too old to be a hit, so the edge must try the (dead) origin first.
+        stale = ask(stack, key, "known question", **{"cache-control": "max-age=0"})
+        assert stale.status_code == 200 and stale.headers["x-edge-route"] == "stale"
+        assert stale.json() == fresh.json()
+
+        failures = [ask(stack, key, f"new question {i}") for i in range(2)]
+        assert [r.status_code for r in failures] == [502, 502]
+        started = time.monotonic()
+        refused = ask(stack, key, "new question while open")
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "circuit_open"
+        assert refused.headers["retry-after"] == "1"
+        assert time.monotonic() - started < 0.5
+
+        restart_server(stack.origin)
+        time.sleep(1.1)
+        assert ask(stack, key, "probe question").headers["x-edge-route"] == "miss"
+        assert httpx.get(stack.edge.url + "/healthz").json()["breaker"] == "closed"
+
+
+def test_slow_origin_serves_stale_at_the_timeout(tmp_path: Path) -> None:
+    """An origin slower than the timeout budget: the old answer is served when the budget runs out."""
+    with running_stack(tmp_path, env={**ENV, "EAVES_ORIGIN_TIMEOUT_S": "0.4"}) as stack:
+        assert stack.origin
+        key = create_key(tmp_path, "slow")
+        fresh = ask(stack, key, "patient question")
+        assert fresh.status_code == 200
+        stack.origin.env = {**(stack.origin.env or {}), "EAVES_SIM_TTFT_MS": "5000"}
+        restart_server(stack.origin)
+        started = time.monotonic()
+        response = ask(stack, key, "patient question", **{"cache-control": "max-age=0"})
+        elapsed = time.monotonic() - started
+        assert response.headers["x-edge-route"] == "stale"
+        assert response.headers["x-edge-fallback-reason"] == "origin_timeout"
+        assert 0.3 < elapsed < 2.0
+
+
+def test_failing_origin_is_covered(tmp_path: Path) -> None:
+    """An origin whose model always fails (500s) trips the breaker like a dead one and writes nothing."""
+    with running_stack(tmp_path, env={**ENV, "EAVES_SIM_FAIL_RATE": "1"}) as stack:
+        key = create_key(tmp_path, "broken")
+        statuses = [ask(stack, key, f"q{i}").status_code for i in range(4)]
+        assert statuses == [502, 502, 502, 503]
+        assert answer_keys(tmp_path) == []
