@@ -30,3 +30,12 @@ def add_origin_port(parser: argparse.ArgumentParser) -> None:
 
 def add_host(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
+
+
+def serve(app: str, *, host: str, port: int, workers: int, access_log: bool, env: dict[str, str]) -> int:
+    """Run an ASGI app factory under uvicorn; worker processes read their settings from ``env``."""
+    import uvicorn
+
+    os.environ.update(env)
+    uvicorn.run(app, factory=True, host=host, port=port, workers=workers, access_log=access_log, log_level="info")
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from eaves.commands.common import add_data_dir, add_host, add_origin_port
+from eaves.commands.common import add_data_dir, add_host, add_origin_port, serve
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,10 +21,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    os.environ["EAVES_DATA_DIR"] = str(args.data_dir)
-    os.environ["EAVES_GENERATOR"] = args.generator
-    uvicorn.run("origin.app:create_app", factory=True, host=args.host, port=args.origin_port,
-                workers=args.workers, access_log=args.access_log, log_level="info")
-    return 0
+    return serve("origin.app:create_app", host=args.host, port=args.origin_port,
+                 workers=args.workers, access_log=args.access_log,
+                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_GENERATOR": args.generator})
