@@ -46,6 +46,7 @@ class TrainSettings:
     lr: float = 0.01
     dropout: float = 0.5  # share of a query's n-grams dropped per step: keeps single n-grams from dominating
     seed: int = 0
+    average_from: float = 0.5  # average the weights of every epoch from this share of training on (SWA)
     oos_recall: float = 0.5  # the threshold is the lowest that reaches this out-of-scope recall on validation
     featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
 
@@ -83,12 +84,14 @@ class _Bags:
         return self.ids[np.repeat(lo, lens) + offsets], owner
 
 
-def _pool(emb: Array, ids: Array, owner: Array, count: int, keep: Array | None = None) -> Array:
+def _pool(emb: Array, ids: Array, owner: Array, count: int, keep: Array | None = None) -> tuple[Array, Array]:
+    """Mean of each example's (kept) embedding rows; also each feature's weight in its mean."""
     weights = np.ones(len(ids), dtype=np.float32) if keep is None else keep
     totals = np.bincount(owner, weights=weights, minlength=count).astype(np.float32)
     weights = weights / np.maximum(totals, 1e-6)[owner]
-    pooled = np.zeros((count, emb.shape[1]), dtype=np.float32)
-    np.add.at(pooled, owner, emb[ids] * weights[:, None])
+    # Features arrive grouped by example and every example has at least one, so reduceat sums each group.
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    pooled = np.add.reduceat(emb[ids] * weights[:, None], starts, axis=0)
     return pooled, weights
 
 
@@ -126,6 +129,10 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     b1, b2, eps = 0.9, 0.999, 1e-8
     step = 0
     n = len(examples)
+    # Averaging the weights of the later epochs smooths out where the last few batches happened to land.
+    first_averaged = min(settings.epochs - 1, int(settings.epochs * settings.average_from))
+    sums = [np.zeros_like(p) for p in (emb, weight, bias)]
+    averaged = 0
     started = time.perf_counter()
     for epoch in range(settings.epochs):
         lr = settings.lr * (1 - epoch / settings.epochs)
@@ -158,7 +165,12 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             m_e[touched] = b1 * m_e[touched] + (1 - b1) * g_rows
             v_e[touched] = b2 * v_e[touched] + (1 - b2) * g_rows * g_rows
             emb[touched] -= lr * (m_e[touched] / correction1) / (np.sqrt(v_e[touched] / correction2) + eps)
+        if epoch >= first_averaged:
+            for total, p in zip(sums, (emb, weight, bias), strict=True):
+                total += p
+            averaged += 1
         log(f"epoch {epoch + 1}/{settings.epochs} done in {time.perf_counter() - started:.0f} s")
+    emb, weight, bias = (total / averaged for total in sums)
     domains = label_domains(labels, examples, domain_map or {})
     return Trained(labels, domains, emb, weight, bias, settings)
 
@@ -314,7 +326,8 @@ def train_command(args: Any) -> int:
         train_rows, val = split_validation(examples, args.val_fraction, args.seed)
     featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max)
     settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
-                             seed=args.seed, oos_recall=args.oos_recall, featuriser=featuriser)
+                             seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
+                             featuriser=featuriser)
     domain_map = load_domains(args.domains) if args.domains else {}
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows})} labels), "
