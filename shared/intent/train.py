@@ -170,7 +170,8 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
                 total += p
             averaged += 1
         log(f"epoch {epoch + 1}/{settings.epochs} done in {time.perf_counter() - started:.0f} s")
-    emb, weight, bias = (total / averaged for total in sums)
+    averages: list[Array] = [(total / averaged).astype(np.float32) for total in sums]
+    emb, weight, bias = averages
     domains = label_domains(labels, examples, domain_map or {})
     return Trained(labels, domains, emb, weight, bias, settings)
 
