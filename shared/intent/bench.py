@@ -135,7 +135,7 @@ def write_fixture(path: Path, model: Path | None, clinc: Path) -> None:
     val = clinc_val(clinc)
     step = max(1, len(val) // FIXTURE_QUERIES)
     rows = [{"text": ex.text, "label": ex.label,
-             "probs": [float(f"{p:.9g}") for p in reference.runtime.probs(reference.features(ex.text))]}
+             "probs": [round(p, 7) for p in reference.runtime.probs(reference.features(ex.text))]}
             for ex in val[::step][:FIXTURE_QUERIES]]
     name = DEFAULT_MODEL.name if model is None else str(model)
     fixture = {"model_version": reference.version, "model": name, "runtime": "onnxruntime", "queries": rows}
