@@ -41,7 +41,7 @@ class TestErrors:
         """A CSV without a label column names the columns it does have."""
         path = tmp_path / "d.csv"
         path.write_text("sentence,tag\nhi,greeting\n")
-        with pytest.raises(DatasetError, match="'label'.*sentence"):
+        with pytest.raises(DatasetError, match=r"'label'.*sentence"):
             load_examples(path)
 
     def test_bad_jsonl_line(self, tmp_path: Path) -> None:

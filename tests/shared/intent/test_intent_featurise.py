@@ -12,7 +12,8 @@ class TestFeaturise:
         """The same text always gives the same bucket ids (CRC-32, not Python's salted hash)."""
         settings = FeaturiserSettings(buckets=1000)
         ids, weights = featurise("What's my balance?", settings)
-        assert ids[:3] == [zlib_bucket("wwhat's", 1000), zlib_bucket("wmy", 1000), zlib_bucket("wbalance", 1000)]
+        expected = [zlib_bucket(gram, 1000) for gram in ("wwhat's", "wmy", "wbalance")]
+        assert ids[:3] == expected
         assert all(0 <= i < 1000 for i in ids)
         assert abs(sum(weights) - 1.0) < 1e-9
 
@@ -23,7 +24,8 @@ class TestFeaturise:
     def test_normalises_case_and_width(self) -> None:
         """Case and full-width forms do not change the features."""
         settings = FeaturiserSettings()
-        assert featurise("ＩＧＮＯＲＥ previous", settings) == featurise("ignore Previous", settings)
+        full_width = "\uff29\uff27\uff2e\uff2f\uff32\uff25 previous"  # "IGNORE" in full-width letters
+        assert featurise(full_width, settings) == featurise("ignore Previous", settings)
 
     def test_long_prompts_are_truncated(self) -> None:
         """Only the first max_chars characters are featurised."""

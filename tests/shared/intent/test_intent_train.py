@@ -12,15 +12,16 @@ import pytest
 pytest.importorskip("numpy")
 pytest.importorskip("onnx")
 
-from eaves.cli import main  # noqa: E402  (after the skips: training needs numpy and onnx)
-from shared.intent import load_classifier  # noqa: E402
-from shared.intent.classifier import OnnxIntentClassifier  # noqa: E402
-from shared.onnx_lite.proto import parse_model  # noqa: E402
+from eaves.cli import main
+from shared.intent import load_classifier
+from shared.intent.classifier import OnnxIntentClassifier
+from shared.onnx_lite.proto import parse_model
 
 PHRASES = {
     "greeting": ["hi", "hello", "hey there", "good morning", "howdy"],
     "weather": ["weather today", "is it raining", "forecast for tomorrow", "will it snow", "how hot is it"],
-    "balance": ["my balance", "how much money do i have", "account balance", "funds left", "money in checking"],
+    "balance": ["my balance", "how much money do i have", "account balance", "funds left",
+                "money in checking"],
 }
 OOS = ["what is a quark", "sing me a song", "who won the cup", "explain relativity", "best pizza topping"]
 
@@ -41,8 +42,8 @@ def train(tmp_path: Path, name: str, *extra: str) -> Path:
     if not data.exists():
         write_data(data)
     out = tmp_path / name
-    code = main(["intent", "train", "--data", str(data), "--out", str(out), "--dim", "16", "--buckets", "1024",
-                 "--epochs", "8", "--quiet", *extra])
+    code = main(["intent", "train", "--data", str(data), "--out", str(out), "--dim", "16",
+                 "--buckets", "1024", "--epochs", "8", "--quiet", *extra])
     assert code == 0
     return out
 

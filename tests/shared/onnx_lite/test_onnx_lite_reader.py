@@ -1,4 +1,4 @@
-"""The ONNX reader's errors: every broken or unsupported file gets an OnnxLiteError that says what is wrong."""
+"""The ONNX reader's errors: each broken or unsupported file gets an OnnxLiteError saying what is wrong."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class TestMalformed:
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A path that does not exist is a MalformedModel naming the path, not an OSError."""
-        with pytest.raises(MalformedModel, match="nope.onnx"):
+        with pytest.raises(MalformedModel, match=r"nope\.onnx"):
             Model.load(tmp_path / "nope.onnx", backend="pure")
 
     @pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"hello, world\n", b"\x00" * 64,
@@ -37,7 +37,7 @@ class TestMalformed:
     @pytest.mark.parametrize("keep", [0.999, 0.5, 0.1, 0.001])
     def test_truncated_file(self, shipped: bytes, keep: float) -> None:
         """A file cut short anywhere is reported as truncated or corrupt, never as an IndexError."""
-        with pytest.raises(MalformedModel, match="truncated|corrupt|no graph|cut short"):
+        with pytest.raises(MalformedModel, match=r"truncated|corrupt|no graph|cut short"):
             Model.load(shipped[:int(len(shipped) * keep)], backend="pure")
 
     def test_metadata_survives_decoding(self, shipped: bytes) -> None:
@@ -59,7 +59,7 @@ class TestUnsupported:
         # Same length, so the protobuf stays well-formed and only the op type changes.
         broken = shipped.replace(b"Softmax", b"Softmux", 1)
         assert broken != shipped
-        with pytest.raises(UnsupportedOperator, match="'Softmux'.*does not implement"):
+        with pytest.raises(UnsupportedOperator, match=r"'Softmux'.*does not implement"):
             Model.load(broken, backend="pure")
 
     def test_unknown_operator_with_numpy(self, shipped: bytes) -> None:
@@ -86,7 +86,7 @@ class TestInputs:
     def test_wrong_name(self, shipped: bytes) -> None:
         """Feeding an input the graph does not have names the inputs it does have."""
         model = Model.load(shipped, backend="pure")
-        with pytest.raises(InputShapeError, match="unknown input.*'tokens'"):
+        with pytest.raises(InputShapeError, match=r"unknown input.*'tokens'"):
             model.run({"ids": [1], "tokens": [2]})
 
     def test_missing_input(self, shipped: bytes) -> None:
