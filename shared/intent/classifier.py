@@ -46,6 +46,10 @@ class LiteRuntime:
         return list(out.data)
 
     def best(self, ids: list[int]) -> tuple[int, float]:
+        if self.model.backend == "numpy":
+            out = self.model.run({self._input: ids})[self._output].reshape(-1)
+            index = int(out.argmax())
+            return index, float(out[index])
         probs = self.probs(ids)
         top = max(range(len(probs)), key=probs.__getitem__)
         return top, probs[top]

@@ -49,24 +49,44 @@ def tokens(text: str, max_chars: int = 1000) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text[:max_chars]).lower())
 
 
-def featurise(text: str, settings: FeaturiserSettings) -> tuple[list[int], list[float]]:
-    """Return (bucket ids, weights) for ``text``; an empty query yields one padding feature of weight 0."""
-    words = tokens(text, settings.max_chars)
-    grams: list[str] = []
-    for n in range(1, settings.word_ngrams + 1):
-        for i in range(len(words) - n + 1):
-            grams.append("w" + " ".join(words[i:i + n]))
-    lo, hi = settings.char_min, settings.char_max
-    for word in words:
+_CACHE_LIMIT = 50_000  # words; a few MB at most, well inside a Worker's 128 MB
+_word_cache: dict[tuple[str, FeaturiserSettings], list[int]] = {}
+
+
+def _word_ids(word: str, settings: FeaturiserSettings) -> list[int]:
+    """The unigram and character n-gram ids of one word, cached: most words of most queries repeat."""
+    key = (word, settings)
+    ids = _word_cache.get(key)
+    if ids is None:
+        buckets = settings.buckets
+        crc32 = zlib.crc32
+        ids = [crc32(("w" + word).encode()) % buckets]
         marked = "<" + word + ">"
         size = len(marked)
-        for n in range(lo, hi + 1):
+        for n in range(settings.char_min, settings.char_max + 1):
             for i in range(size - n + 1):
-                grams.append("c" + marked[i:i + n])
-    if not grams:
+                ids.append(crc32(("c" + marked[i:i + n]).encode()) % buckets)
+        if len(_word_cache) >= _CACHE_LIMIT:
+            _word_cache.clear()  # crude but bounded; the ids never depend on what is cached
+        _word_cache[key] = ids
+    return ids
+
+
+def featurise(text: str, settings: FeaturiserSettings) -> tuple[list[int], list[float]]:
+    """Return (bucket ids, weights) for ``text``; an empty query yields one padding feature of weight 0.
+
+    Ids come word by word (unigram, then its character n-grams), then the word n-grams from bigrams up.
+    """
+    words = tokens(text, settings.max_chars)
+    if not words:
         return [0], [0.0]
+    ids: list[int] = []
+    for word in words:
+        ids.extend(_word_ids(word, settings))
     buckets = settings.buckets
     crc32 = zlib.crc32
-    ids = [crc32(gram.encode()) % buckets for gram in grams]
+    for n in range(2, settings.word_ngrams + 1):
+        for i in range(len(words) - n + 1):
+            ids.append(crc32(("w" + " ".join(words[i:i + n])).encode()) % buckets)
     weight = 1.0 / len(ids)
     return ids, [weight] * len(ids)

@@ -85,10 +85,11 @@ class _Bags:
 
 
 def _pool(emb: Array, ids: Array, owner: Array, count: int, keep: Array | None = None) -> tuple[Array, Array]:
-    """Mean of each example's (kept) embedding rows; also each feature's weight in its mean."""
-    weights = np.ones(len(ids), dtype=np.float32) if keep is None else keep
-    totals = np.bincount(owner, weights=weights, minlength=count).astype(np.float32)
-    weights = weights / np.maximum(totals, 1e-6)[owner]
+    """Mean of each example's embedding rows, each scaled by ``keep``; also each feature's weight."""
+    counts = np.bincount(owner, minlength=count).astype(np.float32)
+    weights = 1.0 / counts[owner]
+    if keep is not None:
+        weights = weights * keep
     # Features arrive grouped by example and every example has at least one, so reduceat sums each group.
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     pooled = np.add.reduceat(emb[ids] * weights[:, None], starts, axis=0)
@@ -141,7 +142,11 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             rows = order[start:start + settings.batch]
             step += 1
             ids, owner = bags.batch(rows)
-            keep = (rng.random(len(ids)) >= settings.dropout).astype(np.float32) if settings.dropout else None
+            keep = None
+            if settings.dropout:
+                # Inverted dropout: the mean keeps its expected value, and its size varies with what was
+                # dropped, which regularises more than renormalising over the kept n-grams did.
+                keep = (rng.random(len(ids)) >= settings.dropout).astype(np.float32) / (1 - settings.dropout)
             pooled, weights = _pool(emb, ids, owner, len(rows), keep)
             logits = pooled @ weight.T + bias
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
