@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
     train.add_argument("--average-from", type=float, default=0.5,
                        help="average the weights of the epochs from this share of training on "
                        "(default: %(default)s)")
+    train.add_argument("--smoothing", type=float, default=0.0, help="label smoothing (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     train.add_argument("--oos-recall", type=float, default=0.5,
                        help="tune the out-of-scope threshold to reach this recall on validation "

@@ -46,6 +46,7 @@ class TrainSettings:
     lr: float = 0.01
     dropout: float = 0.5  # share of a query's n-grams dropped per step: keeps single n-grams from dominating
     seed: int = 0
+    smoothing: float = 0.0  # label smoothing: softer confidences make the out-of-scope threshold sharper
     average_from: float = 0.5  # average the weights of every epoch from this share of training on (SWA)
     oos_recall: float = 0.5  # the threshold is the lowest that reaches this out-of-scope recall on validation
     featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
@@ -151,8 +152,8 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             logits = pooled @ weight.T + bias
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
-            grad = probs
-            grad[np.arange(len(rows)), y[rows]] -= 1.0
+            grad = probs - settings.smoothing / c if settings.smoothing else probs
+            grad[np.arange(len(rows)), y[rows]] -= 1.0 - settings.smoothing
             grad /= len(rows)
             grads = [grad.T @ pooled, grad.sum(axis=0)]
             g_pooled = grad @ weight
@@ -333,6 +334,7 @@ def train_command(args: Any) -> int:
     featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max)
     settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
                              seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
+                             smoothing=args.smoothing,
                              featuriser=featuriser)
     domain_map = load_domains(args.domains) if args.domains else {}
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
