@@ -1,0 +1,67 @@
+"""Prompt-injection and abuse examples for training and measuring the edge's block rule.
+
+Attacks come from PyPI's ``bastioncorpus`` (MIT; in the ``train`` extra) plus a few hand-written lines
+shipped beside the model (``data/abuse_seed.jsonl``). The corpus's benign rows are false-positive traps
+(text that looks like an attack but is not): they are trained as out-of-scope so the model learns that
+"ignore the noise in the data" is not an attack. One row in five, chosen by a stable hash of its id, is
+held out of training so the figures the benchmark prints are measured on attacks the model never saw.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.intent.dataset import OOS, Example
+
+ABUSE_DOMAIN = "abuse"
+INJECTION = "prompt_injection"
+SEED_FILE = Path(__file__).parent / "data" / "abuse_seed.jsonl"
+_CANARY = "ZX-CANARY-41"  # the corpus's {canary} slot, filled as a probe would
+
+
+@dataclass(frozen=True, slots=True)
+class AbuseSplit:
+    train: list[Example]
+    heldout_attacks: list[str]
+    heldout_benign: list[str]
+    all_attacks: list[str]
+
+
+def is_heldout(row_id: str) -> bool:
+    return zlib.crc32(row_id.encode()) % 5 == 0
+
+
+def load_bastioncorpus() -> AbuseSplit:
+    try:
+        corpus = importlib.import_module("bastioncorpus")
+    except ImportError as exc:
+        raise RuntimeError("the abuse corpus needs `pip install bastioncorpus` "
+                           "(in eaves' train extra)") from exc
+    train: list[Example] = []
+    heldout_attacks: list[str] = []
+    heldout_benign: list[str] = []
+    all_attacks: list[str] = []
+    for row in corpus.load_corpus():
+        text = row.text.replace("{canary}", _CANARY)
+        malicious = row.label == "malicious"
+        if malicious:
+            all_attacks.append(text)
+        if is_heldout(row.id):
+            (heldout_attacks if malicious else heldout_benign).append(text)
+        else:
+            train.append(Example(text, INJECTION if malicious else OOS, ABUSE_DOMAIN if malicious else None))
+    return AbuseSplit(train, heldout_attacks, heldout_benign, all_attacks)
+
+
+def load_seed() -> list[Example]:
+    """The hand-written abuse lines (label, domain and text per JSON line)."""
+    rows = []
+    for line in SEED_FILE.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            rows.append(Example(item["text"], item["label"], item.get("domain", ABUSE_DOMAIN)))
+    return rows

@@ -1,0 +1,163 @@
+"""The shipped intent model's figures on CLINC150's validation split, and its abuse figures.
+
+    python -m shared.intent.bench [--model M] [--clinc DIR] [--json]
+    python -m shared.intent.bench --write-parity-fixture tests/shared/onnx_lite/fixtures/parity.json
+
+Prints in-scope accuracy, out-of-scope recall, macro F1, file size, p50/p99 latency (featurise + infer,
+one query at a time) for onnxruntime with one thread, onnx_lite with numpy and onnx_lite in pure Python;
+the largest probability difference between onnx_lite and onnxruntime over every validation query and
+how many predicted intents differ; and the share of prompt-injection attacks the policy blocks against
+the share of CLINC150 validation questions it wrongly blocks. Needs onnxruntime, numpy and bastioncorpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.intent import load_policy
+from shared.intent.classifier import DEFAULT_MODEL, OnnxIntentClassifier, read_model
+from shared.intent.dataset import Example, load_examples
+from shared.intent.evaluate import evaluate
+
+FIXTURE_QUERIES = 200
+TARGETS = {"in_scope_accuracy": 0.935, "oos_recall": 0.50, "bytes": 2_000_000, "p99_us_onnxruntime": 100.0}
+
+
+def default_clinc() -> Path:
+    env = os.environ.get("EAVES_CLINC150")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clinc150"
+
+
+def clinc_val(folder: Path) -> list[Example]:
+    return load_examples(f"{folder / 'train_val.json'}#val,oos_val")
+
+
+def parity(reference: OnnxIntentClassifier, other: OnnxIntentClassifier,
+           texts: Sequence[str]) -> tuple[float, int]:
+    worst, disagreements = 0.0, 0
+    for text in texts:
+        a = reference.runtime.probs(reference.features(text))
+        b = other.runtime.probs(other.features(text))
+        worst = max(worst, max(abs(x - y) for x, y in zip(a, b, strict=True)))
+        top_a = max(range(len(a)), key=a.__getitem__)
+        top_b = max(range(len(b)), key=b.__getitem__)
+        disagreements += top_a != top_b
+    return worst, disagreements
+
+
+def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> dict[str, Any]:
+    from shared.intent.abuse import load_bastioncorpus
+
+    policy = load_policy()
+    split = load_bastioncorpus()
+
+    def blocked(texts: Sequence[str]) -> float | None:
+        if not texts:
+            return None
+        return sum(policy.route(classifier.classify(t)).action == "block" for t in texts) / len(texts)
+
+    return {
+        "attacks_blocked_heldout": blocked(split.heldout_attacks),
+        "attacks_heldout": len(split.heldout_attacks),
+        "attacks_blocked_all": blocked(split.all_attacks),
+        "attacks_all": len(split.all_attacks),
+        "benign_traps_blocked_heldout": blocked(split.heldout_benign),
+        "benign_traps_heldout": len(split.heldout_benign),
+        "clinc_val_wrongly_blocked": blocked([ex.text for ex in val]),
+    }
+
+
+def run(model: Path | None, clinc: Path) -> dict[str, Any]:
+    data, source = read_model(model)
+    val = clinc_val(clinc)
+    texts = [ex.text for ex in val]
+    result: dict[str, Any] = {"model": source, "bytes": len(data), "queries": len(val)}
+    classifiers = {name: OnnxIntentClassifier(data, runtime=name, source=source)
+                   for name in ("onnxruntime", "numpy", "pure")}
+    result["version"] = classifiers["pure"].version
+    result["threshold"] = classifiers["pure"].threshold
+    for name, classifier in classifiers.items():
+        scores = evaluate(classifier, val)
+        result[name] = scores
+    for name in ("numpy", "pure"):
+        worst, disagree = parity(classifiers["onnxruntime"], classifiers[name], texts)
+        result[f"max_abs_diff_{name}"] = worst
+        result[f"intent_disagreements_{name}"] = disagree
+    result["abuse"] = abuse_figures(classifiers["onnxruntime"], val)
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    ort = result["onnxruntime"]
+    lines = [
+        f"model        {result['model']} ({result['bytes']:,} bytes; target <= 2,000,000)",
+        f"version      {result['version']}  oos threshold {result['threshold']}",
+        f"CLINC150 val {result['queries']} queries (3,000 in scope + 100 out of scope)",
+        f"  in-scope accuracy {ort['in_scope_accuracy']:.4f} (target >= 0.935)",
+        f"  oos recall        {ort['oos_recall']:.4f} (target >= 0.50)",
+        f"  macro F1          {ort['macro_f1']:.4f}",
+        "latency, featurise + infer, one query at a time (us):",
+    ]
+    for name, label in (("onnxruntime", "onnxruntime, 1 thread"), ("numpy", "onnx_lite numpy"),
+                        ("pure", "onnx_lite pure Python")):
+        lines.append(f"  {label:<24} p50 {result[name]['p50_us']:>8.1f}  p99 {result[name]['p99_us']:>8.1f}")
+    lines.append("  (target: onnxruntime p99 <= 100)")
+    for name in ("numpy", "pure"):
+        worst, differ = result[f"max_abs_diff_{name}"], result[f"intent_disagreements_{name}"]
+        lines.append(f"parity {name:<6} vs onnxruntime: max |diff| {worst:.2e} (target <= 1e-5), "
+                     f"predicted intent differs on {differ}")
+    abuse = result["abuse"]
+    lines += [
+        "abuse (policy route = block):",
+        f"  bastioncorpus attacks blocked, held out   {abuse['attacks_blocked_heldout']:.3f} "
+        f"of {abuse['attacks_heldout']}",
+        f"  bastioncorpus attacks blocked, all        {abuse['attacks_blocked_all']:.3f} "
+        f"of {abuse['attacks_all']} (80 % were trained on)",
+        f"  benign look-alikes blocked, held out      {abuse['benign_traps_blocked_heldout']:.3f} "
+        f"of {abuse['benign_traps_heldout']}",
+        f"  CLINC150 val wrongly blocked              {abuse['clinc_val_wrongly_blocked']:.4f} "
+        f"of {result['queries']}",
+    ]
+    return "\n".join(lines)
+
+
+def write_fixture(path: Path, model: Path | None, clinc: Path) -> None:
+    """~200 validation queries with onnxruntime's probabilities, for parity checks without onnxruntime."""
+    data, source = read_model(model)
+    reference = OnnxIntentClassifier(data, runtime="onnxruntime", source=source)
+    val = clinc_val(clinc)
+    step = max(1, len(val) // FIXTURE_QUERIES)
+    rows = [{"text": ex.text, "label": ex.label,
+             "probs": [round(p, 7) for p in reference.runtime.probs(reference.features(ex.text))]}
+            for ex in val[::step][:FIXTURE_QUERIES]]
+    name = DEFAULT_MODEL.name if model is None else str(model)
+    fixture = {"model_version": reference.version, "model": name, "runtime": "onnxruntime", "queries": rows}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fixture, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.intent.bench", description=__doc__)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--clinc", type=Path, default=None)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--write-parity-fixture", type=Path, metavar="FILE")
+    args = parser.parse_args(argv)
+    clinc = args.clinc or default_clinc()
+    if args.write_parity_fixture:
+        write_fixture(args.write_parity_fixture, args.model, clinc)
+        return 0
+    result = run(args.model, clinc)
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

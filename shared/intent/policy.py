@@ -1,0 +1,123 @@
+"""The routing policy: a small TOML file mapping intents and domains to what the edge does.
+
+    version = "default-3"          # optional; the file's hash is part of the version either way
+
+    [default]                      # anything no rule below names
+    action = "cache"
+    ttl_s = 3600
+    stale_s = 600
+
+    [domains.abuse]                # every intent of a domain
+    action = "block"
+
+    [intents.greeting]             # one intent; wins over its domain
+    action = "edge"
+    answer = "Hello! How can I help?"
+
+Actions: ``block`` (refuse), ``edge`` (answer with ``answer``), ``cache`` (``ttl_s`` seconds fresh,
+``stale_s`` more served stale), ``origin`` (always forward, never cache), ``async`` (hand to the origin
+in the background). ``min_confidence`` on a rule makes it apply only when the model is that sure;
+below it the ``[default]`` rule applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.intent.routing import ACTIONS, Action, Intent, Route
+
+DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
+_RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence"})
+_TOP_KEYS = frozenset({"version", "default", "domains", "intents"})
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file, the rule and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    route: Route
+    min_confidence: float = 0.0
+
+
+def _rule(where: str, raw: Any, reason: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: expected a table with an action")
+    unknown = sorted(set(raw) - _RULE_KEYS)
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_RULE_KEYS)}")
+    action = raw.get("action")
+    if action not in ACTIONS:
+        raise PolicyError(f"{where}: action must be one of {list(ACTIONS)}, not {action!r}")
+    ttl = raw.get("ttl_s")
+    stale = raw.get("stale_s", 0)
+    answer = raw.get("answer")
+    floor = raw.get("min_confidence", 0.0)
+    for key, value in (("ttl_s", ttl), ("stale_s", stale)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise PolicyError(f"{where}: {key} must be a whole number of seconds >= 0, not {value!r}")
+    if action == "cache" and not ttl:
+        raise PolicyError(f"{where}: a cache rule needs ttl_s > 0")
+    if action != "cache" and (ttl is not None or stale):
+        raise PolicyError(f"{where}: ttl_s and stale_s apply to cache rules only (action is {action!r})")
+    if action == "edge" and (not isinstance(answer, str) or not answer.strip()):
+        raise PolicyError(f"{where}: an edge rule needs a non-empty answer")
+    if answer is not None and not isinstance(answer, str):
+        raise PolicyError(f"{where}: answer must be a string")
+    if not isinstance(floor, int | float) or isinstance(floor, bool) or not 0.0 <= floor <= 1.0:
+        raise PolicyError(f"{where}: min_confidence must be a number from 0 to 1, not {floor!r}")
+    checked: Action = action
+    return Rule(Route(checked, ttl_s=ttl, stale_s=stale, answer=answer, reason=reason), float(floor))
+
+
+class TomlPolicy:
+    """Implements ``shared.intent.routing.RoutePolicy``: intent rule, else domain rule, else default."""
+
+    def __init__(self, text: str, source: str = "<string>") -> None:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+        unknown = sorted(set(data) - _TOP_KEYS)
+        if unknown:
+            raise PolicyError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+        if "default" not in data:
+            raise PolicyError(f"{source}: a [default] rule is required")
+        self.source = source
+        self.default = _rule(f"{source} [default]", data["default"], "default")
+        if self.default.min_confidence:
+            raise PolicyError(f"{source} [default]: min_confidence has no meaning on the default rule")
+        self.domains = self._section(data, "domains", "domain")
+        self.intents = self._section(data, "intents", "intent")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        name = data.get("version", "policy")
+        if not isinstance(name, str):
+            raise PolicyError(f"{source}: version must be a string")
+        self.version = f"{name}-{digest}"
+
+    def _section(self, data: dict[str, Any], key: str, kind: str) -> dict[str, Rule]:
+        table = data.get(key, {})
+        if not isinstance(table, dict):
+            raise PolicyError(f"{self.source}: [{key}] must be a table of {kind} rules")
+        return {name: _rule(f"{self.source} [{key}.{name}]", raw, f"{kind} {name}")
+                for name, raw in table.items()}
+
+    def route(self, intent: Intent) -> Route:
+        for rule in (self.intents.get(intent.label), self.domains.get(intent.domain)):
+            if rule is not None and intent.confidence >= rule.min_confidence:
+                return rule.route
+        return self.default.route
+
+
+def load_policy_file(path: str | Path | None = None) -> TomlPolicy:
+    target = Path(path) if path is not None else DEFAULT_POLICY
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {target}: {exc.strerror or exc}") from exc
+    return TomlPolicy(text, str(target))

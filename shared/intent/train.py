@@ -1,0 +1,354 @@
+"""Train the intent model with numpy alone and export it as one ``.onnx`` file.
+
+The model is a bag of hashed n-grams (see ``featurise``): their embedding rows are averaged, then one
+dense layer and a softmax give a probability per label. It is trained with Adam on sparse rows,
+feature dropout and a decaying learning rate, all from one seed, so the same data and settings give the
+same file. Out-of-scope text is a label of its own (``oos``) and, in addition, any prediction whose
+probability falls below a threshold tuned on the validation split becomes ``oos``.
+
+The exported graph uses standard ONNX operators only:
+
+    ids:int64[n] ─Gather(embedding:int8[V,D])─Cast(float)─ReduceMean(axis 0)─Mul(scale)
+                 ─Gemm(weight[C,D], bias[C], transB)─Softmax─► probs:float[1,C]
+
+The embedding is stored as int8 with one scale (a quarter of float32's size) and everything a runtime
+needs to use the file (labels, domains, featuriser settings, threshold) is in its metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.intent.dataset import OOS, Example
+from shared.intent.featurise import FeaturiserSettings, featurise
+
+Array = Any  # numpy arrays; Any keeps mypy from demanding numpy's generic parameters
+
+META_PREFIX = "eaves."
+OPSET = 17
+ABUSE_DOMAIN = "abuse"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    dim: int = 96
+    epochs: int = 20
+    batch: int = 64
+    lr: float = 0.01
+    dropout: float = 0.5  # share of a query's n-grams dropped per step: keeps single n-grams from dominating
+    seed: int = 0
+    smoothing: float = 0.0  # label smoothing: softer confidences make the out-of-scope threshold sharper
+    average_from: float = 0.5  # average the weights of every epoch from this share of training on (SWA)
+    oos_recall: float = 0.5  # the threshold is the lowest that reaches this out-of-scope recall on validation
+    featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
+
+
+@dataclass(slots=True)
+class Trained:
+    labels: list[str]
+    domains: list[str]
+    embedding: Array  # float32 [V, D]
+    weight: Array  # float32 [C, D]
+    bias: Array  # float32 [C]
+    settings: TrainSettings
+    threshold: float = 0.0
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class _Bags:
+    """All examples' features in one flat array, with each example's start offset."""
+
+    def __init__(self, texts: Sequence[str], settings: FeaturiserSettings) -> None:
+        ids: list[int] = []
+        starts = [0]
+        for text in texts:
+            ids.extend(featurise(text, settings)[0])
+            starts.append(len(ids))
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.starts = np.asarray(starts, dtype=np.int64)
+
+    def batch(self, rows: Array) -> tuple[Array, Array]:
+        """Feature ids and per-feature example index (0..len(rows)-1) for the given rows."""
+        lo, hi = self.starts[rows], self.starts[rows + 1]
+        lens = hi - lo
+        owner = np.repeat(np.arange(len(rows)), lens)
+        offsets = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+        return self.ids[np.repeat(lo, lens) + offsets], owner
+
+
+def _pool(emb: Array, ids: Array, owner: Array, count: int, keep: Array | None = None) -> tuple[Array, Array]:
+    """Mean of each example's embedding rows, each scaled by ``keep``; also each feature's weight."""
+    counts = np.bincount(owner, minlength=count).astype(np.float32)
+    weights = 1.0 / counts[owner]
+    if keep is not None:
+        weights = weights * keep
+    # Features arrive grouped by example and every example has at least one, so reduceat sums each group.
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    pooled = np.add.reduceat(emb[ids] * weights[:, None], starts, axis=0)
+    return pooled, weights
+
+
+def label_domains(labels: Sequence[str], examples: Sequence[Example],
+                  domain_map: dict[str, str]) -> list[str]:
+    """Each label's domain: from the rows, then the domains file, else the label itself."""
+    from_rows = {ex.label: ex.domain for ex in examples if ex.domain}
+    out = []
+    for label in labels:
+        if label == OOS:
+            out.append(OOS)
+        else:
+            out.append(from_rows.get(label) or domain_map.get(label) or label)
+    return out
+
+
+def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict[str, str] | None = None,
+          log: Callable[[str], None] = print) -> Trained:
+    labels = sorted({ex.label for ex in examples})
+    if len(labels) < 2:
+        raise ValueError(f"training needs at least two labels, got {labels}")
+    index = {label: i for i, label in enumerate(labels)}
+    rng = np.random.default_rng(settings.seed)
+    fs = settings.featuriser
+    bags = _Bags([ex.text for ex in examples], fs)
+    y = np.asarray([index[ex.label] for ex in examples], dtype=np.int64)
+    v, d, c = fs.buckets, settings.dim, len(labels)
+    emb = (rng.standard_normal((v, d)) * 0.1).astype(np.float32)
+    weight = (rng.standard_normal((c, d)) / np.sqrt(d)).astype(np.float32)
+    bias = np.zeros(c, dtype=np.float32)
+    m_e, v_e = np.zeros_like(emb), np.zeros_like(emb)
+    dense = [weight, bias]
+    m_d = [np.zeros_like(p) for p in dense]
+    v_d = [np.zeros_like(p) for p in dense]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    step = 0
+    n = len(examples)
+    # Averaging the weights of the later epochs smooths out where the last few batches happened to land.
+    first_averaged = min(settings.epochs - 1, int(settings.epochs * settings.average_from))
+    sums = [np.zeros_like(p) for p in (emb, weight, bias)]
+    averaged = 0
+    started = time.perf_counter()
+    for epoch in range(settings.epochs):
+        lr = settings.lr * (1 - epoch / settings.epochs)
+        order = rng.permutation(n)
+        for start in range(0, n, settings.batch):
+            rows = order[start:start + settings.batch]
+            step += 1
+            ids, owner = bags.batch(rows)
+            keep = None
+            if settings.dropout:
+                # Inverted dropout: the mean keeps its expected value, and its size varies with what was
+                # dropped, which regularises more than renormalising over the kept n-grams did.
+                keep = (rng.random(len(ids)) >= settings.dropout).astype(np.float32) / (1 - settings.dropout)
+            pooled, weights = _pool(emb, ids, owner, len(rows), keep)
+            logits = pooled @ weight.T + bias
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            grad = probs - settings.smoothing / c if settings.smoothing else probs
+            grad[np.arange(len(rows)), y[rows]] -= 1.0 - settings.smoothing
+            grad /= len(rows)
+            grads = [grad.T @ pooled, grad.sum(axis=0)]
+            g_pooled = grad @ weight
+            correction1, correction2 = 1 - b1 ** step, 1 - b2 ** step
+            for p, g, m, s in zip(dense, grads, m_d, v_d, strict=True):
+                m *= b1
+                m += (1 - b1) * g
+                s *= b2
+                s += (1 - b2) * g * g
+                p -= lr * (m / correction1) / (np.sqrt(s / correction2) + eps)
+            # Sparse ("lazy") Adam: only the embedding rows this batch touched move.
+            touched, inverse = np.unique(ids, return_inverse=True)
+            g_rows = np.zeros((len(touched), d), dtype=np.float32)
+            np.add.at(g_rows, inverse, g_pooled[owner] * weights[:, None])
+            m_e[touched] = b1 * m_e[touched] + (1 - b1) * g_rows
+            v_e[touched] = b2 * v_e[touched] + (1 - b2) * g_rows * g_rows
+            emb[touched] -= lr * (m_e[touched] / correction1) / (np.sqrt(v_e[touched] / correction2) + eps)
+        if epoch >= first_averaged:
+            for total, p in zip(sums, (emb, weight, bias), strict=True):
+                total += p
+            averaged += 1
+        log(f"epoch {epoch + 1}/{settings.epochs} done in {time.perf_counter() - started:.0f} s")
+    averages: list[Array] = [(total / averaged).astype(np.float32) for total in sums]
+    emb, weight, bias = averages
+    domains = label_domains(labels, examples, domain_map or {})
+    return Trained(labels, domains, emb, weight, bias, settings)
+
+
+def quantise(embedding: Array) -> tuple[Array, float]:
+    """int8 with one scale: the table is most of the file, and a shared scale keeps the graph to one Mul."""
+    scale = float(np.abs(embedding).max()) / 127.0 or 1.0
+    q = np.clip(np.round(embedding / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def predict_probs(model: Trained, texts: Sequence[str]) -> Array:
+    """Probabilities as the exported model computes them (quantised embedding), in batches."""
+    q, scale = quantise(model.embedding)
+    table = q.astype(np.float32) * np.float32(scale)
+    bags = _Bags(texts, model.settings.featuriser)
+    out = []
+    for start in range(0, len(texts), 1024):
+        rows = np.arange(start, min(len(texts), start + 1024))
+        ids, owner = bags.batch(rows)
+        pooled, _ = _pool(table, ids, owner, len(rows))
+        logits = pooled @ model.weight.T + model.bias
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        out.append(probs / probs.sum(axis=1, keepdims=True))
+    return np.concatenate(out) if out else np.zeros((0, len(model.labels)), dtype=np.float32)
+
+
+def decide(labels: Sequence[str], probs: Array, threshold: float) -> list[str]:
+    best = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    return [OOS if conf_i < threshold else labels[int(i)] for i, conf_i in zip(best, conf, strict=True)]
+
+
+def tune_threshold(model: Trained, val: Sequence[Example]) -> float:
+    """The lowest threshold giving the wanted out-of-scope recall on ``val`` (0 without oos rows)."""
+    oos_rows = [ex for ex in val if ex.label == OOS]
+    if not oos_rows:
+        return 0.0
+    probs = predict_probs(model, [ex.text for ex in oos_rows])
+    argmax_oos = np.asarray([model.labels[int(i)] == OOS for i in probs.argmax(axis=1)])
+    conf = probs.max(axis=1)
+    for step in range(0, 96):
+        threshold = step / 100
+        recall = float(np.mean(argmax_oos | (conf < threshold)))
+        if recall >= model.settings.oos_recall:
+            return threshold
+    return 0.95
+
+
+def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | None = None) -> bytes:
+    """Write the ONNX file (needs the ``onnx`` package, in the ``train`` extra) and return its bytes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    q, scale = quantise(model.embedding)
+    c = model.weight.shape[0]
+    inits = [
+        numpy_helper.from_array(q, "embedding"),
+        numpy_helper.from_array(np.asarray(scale, dtype=np.float32), "embedding_scale"),
+        numpy_helper.from_array(model.weight.astype(np.float32), "weight"),
+        numpy_helper.from_array(model.bias.astype(np.float32), "bias"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["embedding", "ids"], ["rows"], axis=0, name="lookup"),
+        helper.make_node("Cast", ["rows"], ["rows_f"], to=TensorProto.FLOAT, name="to_float"),
+        helper.make_node("ReduceMean", ["rows_f"], ["mean_q"], axes=[0], keepdims=1, name="mean"),
+        helper.make_node("Mul", ["mean_q", "embedding_scale"], ["pooled"], name="dequantise"),
+        helper.make_node("Gemm", ["pooled", "weight", "bias"], ["logits"], transB=1, name="dense"),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax"),
+    ]
+    graph = helper.make_graph(
+        nodes, "eaves_intent",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, c])],
+        initializer=inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="eaves", producer_version="1")
+    proto.ir_version = 8  # onnxruntime 1.x reads IR 8 and opset 17 everywhere
+    meta = metadata(model)
+    meta.update(extra_metadata or {})
+    helper.set_model_props(proto, meta)
+    onnx.checker.check_model(proto)
+    data: bytes = proto.SerializeToString()
+    Path(path).write_bytes(data)
+    return data
+
+
+def metadata(model: Trained) -> dict[str, str]:
+    settings = asdict(model.settings)
+    settings.pop("featuriser")
+    return {
+        META_PREFIX + "kind": "intent-classifier",
+        META_PREFIX + "labels": json.dumps(model.labels),
+        META_PREFIX + "domains": json.dumps(model.domains),
+        META_PREFIX + "featuriser": json.dumps(model.settings.featuriser.to_dict(), sort_keys=True),
+        META_PREFIX + "oos_label": OOS,
+        META_PREFIX + "oos_threshold": repr(float(model.threshold)),
+        META_PREFIX + "train_settings": json.dumps(settings, sort_keys=True),
+        META_PREFIX + "report": json.dumps(model.report, sort_keys=True),
+    }
+
+
+def data_digest(examples: Sequence[Example]) -> str:
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps([ex.text, ex.label, ex.domain]).encode())
+    return digest.hexdigest()[:16]
+
+
+def split_validation(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example],
+                                                                                      list[Example]]:
+    """A seeded split that keeps every label in training (at least one example each stays)."""
+    rng = np.random.default_rng(seed + 1)
+    by_label: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_label.setdefault(ex.label, []).append(ex)
+    train_rows: list[Example] = []
+    val_rows: list[Example] = []
+    for label in sorted(by_label):
+        rows = by_label[label]
+        order = rng.permutation(len(rows))
+        take = min(round(len(rows) * fraction), len(rows) - 1)
+        val_rows.extend(rows[i] for i in order[:take])
+        train_rows.extend(rows[i] for i in order[take:])
+    return train_rows, val_rows
+
+
+def report_scores(model: Trained, val: Sequence[Example]) -> dict[str, Any]:
+    from shared.intent.evaluate import scores
+
+    probs = predict_probs(model, [ex.text for ex in val])
+    gold = [ex.label for ex in val]
+    result = scores(gold, decide(model.labels, probs, model.threshold))
+    plain = scores(gold, decide(model.labels, probs, 0.0))
+    result["in_scope_accuracy_no_threshold"] = plain["in_scope_accuracy"]
+    return result
+
+
+def train_command(args: Any) -> int:
+    """``eaves intent train``: load, split, train, tune the threshold, print figures, export."""
+    from shared.intent.dataset import load_domains, load_examples
+
+    examples = [ex for spec in args.data for ex in load_examples(spec)]
+    if args.abuse_corpus:
+        from shared.intent.abuse import load_bastioncorpus, load_seed
+
+        examples += load_bastioncorpus().train + load_seed()
+    if args.val:
+        val = [ex for spec in args.val for ex in load_examples(spec)]
+        train_rows = examples
+    else:
+        train_rows, val = split_validation(examples, args.val_fraction, args.seed)
+    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max)
+    settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
+                             seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
+                             smoothing=args.smoothing,
+                             featuriser=featuriser)
+    domain_map = load_domains(args.domains) if args.domains else {}
+    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows})} labels), "
+          f"validating on {len(val)}", flush=True)
+    model = train(train_rows, settings, domain_map, log=log)
+    unknown = sorted({ex.label for ex in val} - set(model.labels))
+    if unknown:
+        print(f"warning: validation labels not in training: {unknown[:10]}", file=sys.stderr)
+    model.threshold = args.threshold if args.threshold is not None else tune_threshold(model, val)
+    model.report = {"val": report_scores(model, val) if val else {},
+                    "train_examples": len(train_rows), "val_examples": len(val),
+                    "data_digest": data_digest(train_rows)}
+    data = export(model, args.out)
+    figures = model.report["val"]
+    print(json.dumps({"out": str(args.out), "bytes": len(data), "threshold": model.threshold, **figures}))
+    return 0

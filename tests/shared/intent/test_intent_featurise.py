@@ -1,0 +1,61 @@
+"""The featuriser is deterministic, bounded and shared by both runtimes through the model's metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.intent.featurise import FeaturiserSettings, featurise, tokens
+
+
+class TestFeaturise:
+    def test_stable_ids(self) -> None:
+        """The same text always gives the same bucket ids (CRC-32, not Python's salted hash)."""
+        settings = FeaturiserSettings(buckets=1000)
+        ids, weights = featurise("What's my balance?", settings)
+        expected = [zlib_bucket(gram, 1000) for gram in ("wwhat's", "wmy", "wbalance")]
+        assert ids[0] == expected[0] and set(expected) <= set(ids)
+        assert all(0 <= i < 1000 for i in ids)
+        assert abs(sum(weights) - 1.0) < 1e-9
+
+    def test_cache_does_not_change_ids(self) -> None:
+        """Featurising with a cold and a warm word cache gives the same ids."""
+        from shared.intent import featurise as module
+
+        settings = FeaturiserSettings(buckets=4096)
+        warm = featurise("book a table for two tonight", settings)
+        module._word_cache.clear()
+        assert featurise("book a table for two tonight", settings) == warm
+
+    def test_empty_text_has_a_padding_feature(self) -> None:
+        """Text without words still yields one feature, with weight zero."""
+        assert featurise("  ?! ", FeaturiserSettings()) == ([0], [0.0])
+
+    def test_normalises_case_and_width(self) -> None:
+        """Case and full-width forms do not change the features."""
+        settings = FeaturiserSettings()
+        full_width = "\uff29\uff27\uff2e\uff2f\uff32\uff25 previous"  # "IGNORE" in full-width letters
+        assert featurise(full_width, settings) == featurise("ignore Previous", settings)
+
+    def test_long_prompts_are_truncated(self) -> None:
+        """Only the first max_chars characters are featurised."""
+        settings = FeaturiserSettings(max_chars=20)
+        assert tokens("a" * 10 + " " + "b" * 100, settings.max_chars) == ["a" * 10, "b" * 9]
+
+
+class TestSettings:
+    def test_round_trip(self) -> None:
+        """Settings survive the trip through the model's JSON metadata."""
+        settings = FeaturiserSettings(buckets=123, char_max=4)
+        assert FeaturiserSettings.from_dict(settings.to_dict()) == settings
+
+    def test_unknown_scheme_is_refused(self) -> None:
+        """A model featurised by a different scheme is refused rather than fed wrong ids."""
+        data = FeaturiserSettings().to_dict() | {"scheme": "crc32-ngrams-99"}
+        with pytest.raises(ValueError, match="scheme"):
+            FeaturiserSettings.from_dict(data)
+
+
+def zlib_bucket(gram: str, buckets: int) -> int:
+    import zlib
+
+    return zlib.crc32(gram.encode()) % buckets

@@ -1,0 +1,85 @@
+"""The routing policy: the shipped default routes sensibly, and bad policy files fail with clear errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.intent import PolicyError, load_policy
+from shared.intent.policy import TomlPolicy
+from shared.intent.routing import Intent
+
+MINIMAL = '[default]\naction = "cache"\nttl_s = 60\n'
+
+
+class TestShippedPolicy:
+    def test_abuse_is_blocked(self) -> None:
+        """Anything in the abuse domain is blocked."""
+        route = load_policy().route(Intent("prompt_injection", "abuse", 0.99))
+        assert route.action == "block" and route.reason == "domain abuse"
+
+    def test_out_of_scope_goes_to_origin(self) -> None:
+        """Out-of-scope prompts reach the origin and are not cached."""
+        assert load_policy().route(Intent("oos", "oos", 0.2)).action == "origin"
+
+    def test_greeting_answered_at_edge_when_confident(self) -> None:
+        """A confident greeting gets the canned answer; an unsure one falls to the domain's rule."""
+        policy = load_policy()
+        sure = policy.route(Intent("greeting", "small_talk", 0.9))
+        assert sure.action == "edge" and sure.answer and sure.reason == "intent greeting"
+        unsure = policy.route(Intent("greeting", "small_talk", 0.3))
+        assert unsure.action == "cache" and unsure.reason == "domain small_talk"
+
+    def test_default_caches_with_ttl(self) -> None:
+        """An intent no rule names is cached with the default TTL."""
+        route = load_policy().route(Intent("recipe", "kitchen_and_dining", 0.8))
+        assert route.action == "cache" and route.ttl_s == 3600 and route.stale_s == 600
+
+    def test_personal_domains_are_not_cached(self) -> None:
+        """Banking answers are personal: they go to the origin."""
+        assert load_policy().route(Intent("balance", "banking", 0.9)).action == "origin"
+
+    def test_async_rule(self) -> None:
+        """Bookings are handed to the origin in the background."""
+        assert load_policy().route(Intent("book_flight", "travel", 0.9)).action == "async"
+
+
+class TestVersion:
+    def test_version_changes_with_content(self) -> None:
+        """Two policies that differ in any byte have different versions."""
+        a = TomlPolicy(MINIMAL)
+        b = TomlPolicy(MINIMAL.replace("60", "61"))
+        assert a.version != b.version
+        assert a.version == TomlPolicy(MINIMAL).version
+
+    def test_load_from_path(self, tmp_path: Path) -> None:
+        """load_policy reads a user's file."""
+        path = tmp_path / "p.toml"
+        path.write_text(MINIMAL + '[intents.greeting]\naction = "edge"\nanswer = "Hi"\n')
+        assert load_policy(path).route(Intent("greeting", "x", 1.0)).answer == "Hi"
+
+
+class TestValidation:
+    @pytest.mark.parametrize(("text", "message"), [
+        ('[default]\naction = "teleport"\n', "action must be one of"),
+        ('[default]\naction = "cache"\n', "needs ttl_s"),
+        ('[default]\naction = "cache"\nttl_s = -5\n', "ttl_s must be"),
+        (MINIMAL + '[intents.hi]\naction = "edge"\n', "needs a non-empty answer"),
+        (MINIMAL + '[intents.hi]\naction = "origin"\nttl_s = 5\n', "cache rules only"),
+        (MINIMAL + '[intents.hi]\naction = "block"\ncolour = "red"\n', "unknown key"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nmin_confidence = 2\n', "min_confidence"),
+        (MINIMAL + '[routes]\n', "unknown section"),
+        ('[domains.abuse]\naction = "block"\n', "default"),
+        ("[default\n", "not valid TOML"),
+    ])
+    def test_bad_policies(self, text: str, message: str) -> None:
+        """Each mistake is a PolicyError whose message says what to fix."""
+        with pytest.raises(PolicyError, match=re.escape(message)):
+            TomlPolicy(text, "p.toml")
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A missing policy file is a PolicyError naming it."""
+        with pytest.raises(PolicyError, match=r"missing\.toml"):
+            load_policy(tmp_path / "missing.toml")

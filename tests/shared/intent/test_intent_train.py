@@ -1,0 +1,109 @@
+"""Training end to end on a small synthetic set: data in, one .onnx file out, read back by both runtimes."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("numpy")
+pytest.importorskip("onnx")
+
+from eaves.cli import main
+from shared.intent import load_classifier
+from shared.intent.classifier import OnnxIntentClassifier
+from shared.onnx_lite.proto import parse_model
+
+PHRASES = {
+    "greeting": ["hi", "hello", "hey there", "good morning", "howdy"],
+    "weather": ["weather today", "is it raining", "forecast for tomorrow", "will it snow", "how hot is it"],
+    "balance": ["my balance", "how much money do i have", "account balance", "funds left",
+                "money in checking"],
+}
+OOS = ["what is a quark", "sing me a song", "who won the cup", "explain relativity", "best pizza topping"]
+
+
+def write_data(path: Path, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for label, phrases in PHRASES.items():
+        for _ in range(40):
+            rows.append({"text": f"{rng.choice(phrases)} {rng.choice(['please', 'now', '', 'thanks'])}",
+                         "label": label, "domain": "toy"})
+    rows += [{"text": rng.choice(OOS), "label": "oos"} for _ in range(20)]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+
+
+def train(tmp_path: Path, name: str, *extra: str) -> Path:
+    data = tmp_path / "train.jsonl"
+    if not data.exists():
+        write_data(data)
+    out = tmp_path / name
+    code = main(["intent", "train", "--data", str(data), "--out", str(out), "--dim", "16",
+                 "--buckets", "1024", "--epochs", "8", "--quiet", *extra])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(tmp_path_factory.mktemp("model"), "toy.onnx")
+
+
+class TestTrainCommand:
+    def test_metadata_carries_labels_featuriser_and_threshold(self, model_path: Path) -> None:
+        """The file alone says how to use it: labels, domains, featuriser settings, threshold."""
+        meta = parse_model(model_path.read_bytes()).metadata
+        assert json.loads(meta["eaves.labels"]) == ["balance", "greeting", "oos", "weather"]
+        assert json.loads(meta["eaves.domains"]) == ["toy", "toy", "oos", "toy"]
+        assert json.loads(meta["eaves.featuriser"])["buckets"] == 1024
+        assert 0.0 <= float(meta["eaves.oos_threshold"]) < 1.0
+
+    def test_same_seed_same_bytes(self, model_path: Path, tmp_path: Path) -> None:
+        """Training is reproducible: the same data and seed give an identical file."""
+        (tmp_path / "train.jsonl").write_bytes((model_path.parent / "train.jsonl").read_bytes())
+        again = train(tmp_path, "again.onnx")
+        assert again.read_bytes() == model_path.read_bytes()
+
+    def test_different_seed_different_version(self, model_path: Path, tmp_path: Path) -> None:
+        """A different seed gives a different file and so a different classifier version."""
+        (tmp_path / "train.jsonl").write_bytes((model_path.parent / "train.jsonl").read_bytes())
+        other = train(tmp_path, "other.onnx", "--seed", "1")
+        assert load_classifier(other, "pure").version != load_classifier(model_path, "pure").version
+
+    def test_learns_the_toy_intents(self, model_path: Path) -> None:
+        """The trained model classifies phrases it was trained on, with their domain."""
+        classifier = load_classifier(model_path, runtime="pure")
+        intent = classifier.classify("hello there")
+        assert (intent.label, intent.domain) == ("greeting", "toy")
+        assert classifier.classify("is it raining today").label == "weather"
+
+    def test_eval_json(self, model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """eval --json prints one object with the documented keys."""
+        capsys.readouterr()
+        assert main(["intent", "eval", "--model", str(model_path), "--data",
+                     str(model_path.parent / "train.jsonl"), "--json", "--runtime", "pure"]) == 0
+        result: dict[str, Any] = json.loads(capsys.readouterr().out)
+        assert {"in_scope_accuracy", "oos_recall", "macro_f1", "p50_us", "p99_us"} <= set(result)
+        assert result["in_scope_accuracy"] > 0.9
+
+    def test_bad_data_is_exit_code_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A data file without labels ends the command with a message, not a traceback."""
+        bad = tmp_path / "bad.csv"
+        bad.write_text("sentence\nhi\n")
+        assert main(["intent", "train", "--data", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+        assert "label" in capsys.readouterr().err
+
+
+def test_runtimes_agree_on_trained_model(model_path: Path) -> None:
+    """onnxruntime, numpy and pure Python give the same probabilities (1e-5) on the exported file."""
+    pytest.importorskip("onnxruntime")
+    data = model_path.read_bytes()
+    runtimes = [OnnxIntentClassifier(data, runtime=name) for name in ("onnxruntime", "numpy", "pure")]
+    for text in ["hello", "my balance please", "", "what is a quark", "will it snow tomorrow"]:
+        probs = [c.runtime.probs(c.features(text)) for c in runtimes]
+        for other in probs[1:]:
+            assert max(abs(a - b) for a, b in zip(probs[0], other, strict=True)) < 1e-5
