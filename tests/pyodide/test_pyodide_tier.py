@@ -19,8 +19,16 @@ from tests.node_tools import NODE_MODULES, PYODIDE_SITE, REPO, node, require
 pytestmark = pytest.mark.pyodide
 
 # The test paths that run inside Pyodide, all in one harness run (Pyodide loads once, in ~2-5 s).
+# Core tests that need httpx, starlette or LMDB (test_app, test_kv, origin, integration) stay CPython-only.
 PYODIDE_TEST_PATHS = [
     "tests/pyodide/inside",
+    "tests/edge/test_auth.py",
+    "tests/edge/test_jwt.py",
+    "tests/edge/test_rsa.py",
+    "tests/edge/test_ratelimit.py",
+    "tests/shared/test_cache_keys.py",
+    "tests/shared/test_signing.py",
+    "tests/shared/test_wire.py",
 ]
 HARNESS_TIMEOUT_S = 300
 
