@@ -9,11 +9,10 @@ import json
 import os
 import sys
 
-import pytest
-from pyodide.ffi import JsException, jsnull, to_js
-
 import js
+import pytest
 from eaves_fakes import ExecutionContext, KVNamespace, RateLimit
+from pyodide.ffi import JsException, jsnull, to_js
 
 
 class TestRuntime:
