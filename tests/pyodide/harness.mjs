@@ -1,6 +1,7 @@
 // Runs pytest inside real Pyodide under Node, offline, and exits with pytest's exit code.
 //
-//   node tests/pyodide/harness.mjs [pytest arguments...]      (from anywhere; paths relative to the repo)
+//   node tests/pyodide/harness.mjs [pytest arguments...]      (paths relative to the repo root)
+//   npm run test:pyodide -- [pytest arguments...]             (the self-tests and adapter tests)
 //
 // Needs `scripts/setup --node` (node_modules/pyodide and .cache/pyodide-site). Inside Pyodide:
 //   /repo   the repository (Node FS mount; pytest's cache and bytecode writing are off)
@@ -13,6 +14,7 @@
 // stack switching (JSPI). Node ≤ 22 has it behind a V8 flag that cannot be set after start-up, so the
 // harness re-executes itself with the flag when it is missing.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -33,6 +35,10 @@ if (!("Suspending" in WebAssembly || "Suspender" in WebAssembly)) {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..", "..");
 const site = path.join(repo, ".cache", "pyodide-site");
+if (!existsSync(path.join(site, "pytest"))) {
+  console.error(`harness: ${site} has no wheels unpacked: run scripts/setup --node`);
+  process.exit(4);
+}
 
 const { loadPyodide } = await import("pyodide");
 const { KVNamespace, RateLimit, ExecutionContext } = await import("./bindings.mjs");
