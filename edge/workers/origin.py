@@ -8,7 +8,7 @@ it runs out. Failures become ``UpstreamTimeout`` / ``UpstreamError`` ``from`` th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import js  # type: ignore[import-not-found]
@@ -57,7 +57,7 @@ class WorkersOrigin:
             headers = {str(k).lower(): str(v) for k, v in js.Object.fromEntries(response.headers).to_py().items()}
             if request.stream and not is_null(response.body):
                 deadline.clear()
-                return OriginResponse(response.status, headers, _stream(response.body, url))
+                return OriginResponse(response.status, headers, JsStreamBody(response.body, url))
             body = bytes((await response.arrayBuffer()).to_bytes())
         except JsException as exc:
             raise _translate(exc, url, deadline, request.timeout_s) from exc
@@ -73,7 +73,32 @@ def _translate(exc: JsException, url: str, deadline: _Deadline, timeout_s: float
     return UpstreamError(f"The origin could not be reached at {url}: {exc}")
 
 
-async def _stream(body: Any, url: str) -> AsyncIterator[bytes]:
+class JsStreamBody:
+    """A streamed origin body: an async iterator of bytes for the core, and the JS ``ReadableStream``
+    itself for the entry point, which can hand it to the client's Response untouched (no copy through
+    Python) when the core passes the body on unchanged. Iterate it or pass it on, not both."""
+
+    def __init__(self, stream: Any, url: str) -> None:
+        self.js_stream = stream
+        self._url = url
+        self._chunks: AsyncGenerator[bytes, None] | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = _read(self.js_stream, self._url)
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        if self._chunks is not None:
+            await self._chunks.aclose()
+        else:
+            await self.js_stream.cancel()
+
+
+async def _read(body: Any, url: str) -> AsyncGenerator[bytes, None]:
     reader = body.getReader()
     finished = False
     try:

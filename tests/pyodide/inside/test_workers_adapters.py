@@ -18,7 +18,7 @@ from edge.workers._js import js_object
 from edge.workers.background import WorkersBackground
 from edge.workers.clock import WorkersClock
 from edge.workers.kv import WorkersKV
-from edge.workers.origin import WorkersOrigin
+from edge.workers.origin import JsStreamBody, WorkersOrigin
 from edge.workers.ratelimit import WorkersRateLimiter
 from shared.kv import KVLimitError
 
@@ -105,6 +105,22 @@ class TestWorkersOrigin:
         chunks = [chunk async for chunk in response.body]
         assert b"".join(chunks) == b"one,two,three"
         assert len(chunks) >= 2
+
+    async def test_stream_passes_through_untouched(self, server: str) -> None:
+        """The entry point can hand the JS stream itself to the client's Response, with no copy."""
+        response = await WorkersOrigin(server).send(OriginRequest("/stream", b"", stream=True))
+        assert isinstance(response.body, JsStreamBody)
+        client_response = js.Response.new(response.body.js_stream)
+        assert await client_response.text() == "one,two,three"
+
+    async def test_stream_closed_early_cancels_the_origin(self, server: str) -> None:
+        """A consumer that stops after the first chunk cancels the read from the origin."""
+        response = await WorkersOrigin(server).send(OriginRequest("/stream", b"", stream=True))
+        assert isinstance(response.body, JsStreamBody)
+        assert await anext(response.body) == b"one,"
+        await response.body.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(response.body)
 
     async def test_timeout(self, server: str) -> None:
         """No answer within timeout_s -> UpstreamTimeout, from the abort."""
