@@ -9,6 +9,8 @@
 //   metadata  at most 1024 bytes of serialized JSON          413
 //   expirationTtl at least 60 s; expiration at least 60 s ahead; cacheTtl at least 30 s   400
 //   list      limit 1..1000, keys in UTF-8 byte order, opaque cursor
+//   writes    at most 1 per second per key, when built with {enforceWriteRate: true}    429
+//             (off by default: production does not always refuse, but code must not rely on it)
 // Stricter than production on purpose, where production would silently do the wrong thing: a value or
 // metadata that is not a JS string/buffer/plain object (e.g. a Python object passed without `to_js`)
 // is refused with a TypeError instead of being stringified.
@@ -72,10 +74,13 @@ function readOptions(options) {
 export class KVNamespace {
   #entries = new Map(); // key -> {value: Uint8Array, expiration?: seconds, metadata?: JSON string}
   #now;
+  #enforceWriteRate;
+  #lastWrite = new Map(); // key -> ms of the last accepted write
 
   // `now` returns milliseconds since the epoch; tests pass a fake to move time forward.
-  constructor({ now = () => Date.now() } = {}) {
+  constructor({ now = () => Date.now(), enforceWriteRate = false } = {}) {
     this.#now = now;
+    this.#enforceWriteRate = enforceWriteRate;
   }
 
   get [Symbol.toStringTag]() {
@@ -161,6 +166,13 @@ export class KVNamespace {
       if (length > MAX_METADATA_BYTES) {
         throw kvError("PUT", 413, `Metadata length of ${length} exceeds limit of ${MAX_METADATA_BYTES}.`);
       }
+    }
+    if (this.#enforceWriteRate) {
+      const last = this.#lastWrite.get(key);
+      if (last !== undefined && this.#now() - last < 1000) {
+        throw kvError("PUT", 429, "Too Many Requests");
+      }
+      this.#lastWrite.set(key, this.#now());
     }
     this.#entries.set(key, { value: bytes, expiration: expiresAt, metadata: serialized });
   }

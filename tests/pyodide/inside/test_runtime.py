@@ -99,6 +99,19 @@ class TestKVFake:
         now[0] += 60_000
         assert await kv.get("k") is jsnull
 
+    async def test_optional_write_rate_limit(self) -> None:
+        """With enforceWriteRate, a second write to one key within a second is refused with 429."""
+        now = [1_000_000_000_000.0]
+        options = {"now": lambda: now[0], "enforceWriteRate": True}
+        kv = KVNamespace.new(to_js(options, dict_converter=js.Object.fromEntries))
+        await kv.put("k", "1")
+        await kv.put("other", "1")
+        with pytest.raises(JsException, match="KV PUT failed: 429 Too Many Requests"):
+            await kv.put("k", "2")
+        now[0] += 1000
+        await kv.put("k", "2")
+        assert await kv.get("k") == "2"
+
     async def test_refuses_python_objects_passed_without_to_js(self) -> None:
         """A Python bytes object is not a JS value: the fake refuses it rather than storing its repr."""
         with pytest.raises(JsException, match="TypeError"):
