@@ -47,10 +47,9 @@ const { compatFlags, entrypointHelper, setWorkersEnv } = await import("./runtime
 const started = performance.now();
 const pyodide = await loadPyodide({
   env: { ...process.env, HOME: "/home/pyodide", PYTHONDONTWRITEBYTECODE: "1" },
-  // Python's output goes straight to ours, unbuffered, so pytest's progress and failures read as usual.
-  stdout: undefined,
-  stderr: undefined,
 });
+// Python's output goes straight to ours as raw bytes (not line-batched), so pytest's progress dots
+// and failures read as usual.
 const write = (stream) => ({ write: (bytes) => (stream.write(bytes), bytes.length) });
 pyodide.setStdout(write(process.stdout));
 pyodide.setStderr(write(process.stderr));

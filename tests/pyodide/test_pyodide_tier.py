@@ -90,7 +90,7 @@ def echo_server() -> Iterator[str]:
         server.server_close()
 
 
-def test_edge_tests_pass_inside_pyodide(echo_server: str) -> None:
+def test_edge_tests_pass_inside_pyodide(echo_server: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Every Pyodide-suitable test passes inside Pyodide, with the real workers SDK and the KV fake."""
     require(NODE_MODULES / "pyodide", PYODIDE_SITE)
     env = {**os.environ, "EAVES_TEST_SERVER": echo_server}
@@ -100,8 +100,9 @@ def test_edge_tests_pass_inside_pyodide(echo_server: str) -> None:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=HARNESS_TIMEOUT_S, check=False,
     )
     output = result.stdout + result.stderr
-    print(output)
-    print(f"pyodide tier: {time.perf_counter() - started:.1f} s wall")
+    timings = [line for line in output.splitlines() if line.startswith("harness:")]
+    with capsys.disabled():  # load and run times, visible on success too
+        print("\n" + "\n".join(timings) + f"\npyodide tier: {time.perf_counter() - started:.1f} s wall")
     assert result.returncode == 0, f"pytest inside Pyodide exited with {result.returncode}:\n{output}"
     summary = [line for line in output.splitlines() if re.search(r" passed.* in [\d.]+s", line)]
     assert summary, f"no pytest summary line in the harness's output:\n{output}"
