@@ -28,6 +28,20 @@ class TestRuntime:
         assert workers.WorkerEntrypoint.__module__ == "workers.entrypoints"
         assert callable(workers.Response.json)
 
+    def test_workers_env_and_patch_env(self) -> None:
+        """`workers.env` reads the env the harness installs; `patch_env` overlays it for a block."""
+        import workers
+        from eaves_fakes import setWorkersEnv
+
+        setWorkersEnv(to_js({"EAVES_ORIGIN_URL": "http://127.0.0.1:1"}, dict_converter=js.Object.fromEntries))
+        try:
+            assert workers.env.EAVES_ORIGIN_URL == "http://127.0.0.1:1"
+            with workers.patch_env(EAVES_ORIGIN_URL="http://127.0.0.1:2"):
+                assert workers.env.EAVES_ORIGIN_URL == "http://127.0.0.1:2"
+            assert workers.env.EAVES_ORIGIN_URL == "http://127.0.0.1:1"
+        finally:
+            setWorkersEnv(js.Object.new())
+
     def test_standard_library_crypto_and_json(self) -> None:
         """hashlib, hmac and json behave as on CPython."""
         expected = "b60090e3052297aeb5a080889ce2fc4bca957e756faeb4df7d31800ca1e771ec"
