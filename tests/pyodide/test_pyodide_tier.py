@@ -1,0 +1,109 @@
+"""Runs the Pyodide-suitable tests inside real Pyodide under Node (tests/pyodide/harness.mjs), against
+a real HTTP server on 127.0.0.1, and fails with the harness's output when anything inside fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.node_tools import NODE_MODULES, PYODIDE_SITE, REPO, node, require
+
+pytestmark = pytest.mark.pyodide
+
+# The test paths that run inside Pyodide, all in one harness run (Pyodide loads once, in ~2-5 s).
+# Core tests that need httpx, starlette or LMDB (test_app, test_kv, origin, integration) stay CPython-only.
+PYODIDE_TEST_PATHS = [
+    "tests/pyodide/inside",
+    "tests/edge/test_auth.py",
+    "tests/edge/test_jwt.py",
+    "tests/edge/test_rsa.py",
+    "tests/edge/test_ratelimit.py",
+    "tests/shared/test_cache_keys.py",
+    "tests/shared/test_signing.py",
+    "tests/shared/test_wire.py",
+]
+HARNESS_TIMEOUT_S = 300
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers every request with what it received, as JSON; `/slow` first waits a second, `/stream`
+    sends chunks with pauses."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        if self.path.startswith("/slow"):
+            time.sleep(1.0)
+        if self.path.startswith("/stream"):
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for chunk in (b"one,", b"two,", b"three"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        status = int(self.path.split("/status/")[1].split("?")[0]) if "/status/" in self.path else 200
+        payload = json.dumps({"method": self.command, "path": self.path, "body": body,
+                              "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: pytest shows failures, not traffic
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # The timeout test aborts /slow on purpose: the reset connection is expected, not news.
+        pass
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = _Server(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_edge_tests_pass_inside_pyodide(echo_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every Pyodide-suitable test passes inside Pyodide, with the real workers SDK and the KV fake."""
+    require(NODE_MODULES / "pyodide", PYODIDE_SITE)
+    env = {**os.environ, "EAVES_TEST_SERVER": echo_server}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [node(), str(REPO / "tests" / "pyodide" / "harness.mjs"), "-q", "-rs", *PYODIDE_TEST_PATHS],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=HARNESS_TIMEOUT_S, check=False,
+    )
+    output = result.stdout + result.stderr
+    timings = [line for line in output.splitlines() if line.startswith("harness:")]
+    with capsys.disabled():  # load and run times, visible on success too
+        print("\n" + "\n".join(timings) + f"\npyodide tier: {time.perf_counter() - started:.1f} s wall")
+    assert result.returncode == 0, f"pytest inside Pyodide exited with {result.returncode}:\n{output}"
+    summary = [line for line in output.splitlines() if re.search(r" passed.* in [\d.]+s", line)]
+    assert summary, f"no pytest summary line in the harness's output:\n{output}"
+    assert "skipped" not in summary[-1], f"tests skipped inside Pyodide (this tier expects none):\n{output}"
