@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from edge import errors
+from edge import errors, jobs, streaming
 from edge.auth import Authenticator, Principal
+from edge.coalesce import Coalescer
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, RateLimiter
 from edge.ratelimit import rate_limit_headers
 from edge.settings import EdgeSettings
 from edge.timing import Timing
-from shared import signing, wire
+from shared import signing, sse, wire
 from shared.cache_keys import AnswerScope, answer_key
 from shared.intent.routing import (
     CacheEverything,
@@ -29,6 +30,7 @@ from shared.intent.routing import (
     Route,
     RoutePolicy,
 )
+from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, job_key
 
 CHAT_PATH = "/v1/chat/completions"
 ORIGIN_CHAT_PATH = "/v1/chat/completions"
@@ -49,6 +51,7 @@ class EdgeApp:
         self.auth = Authenticator(self.kv, self.clock, self.settings.jwt, frozenset(self.settings.tiers),
                                   self.settings.key_cache_ttl_s)
         self.versions = f"m:{self.classifier.version}|p:{self.policy.version}|t:{self.settings.prompt_version}"
+        self.coalescer = Coalescer()
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
@@ -58,6 +61,11 @@ class EdgeApp:
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only")
                 response = await self._chat(request, request_id, timing)
+            elif request.path.startswith(jobs.JOBS_PATH):
+                if request.method != "GET":
+                    raise errors.MethodNotAllowed(f"{jobs.JOBS_PATH}{{id}} accepts GET only")
+                principal = await self.auth.authenticate(request.headers)
+                response = await jobs.job_status(self.kv, principal.tenant, request.path)
             elif request.path == "/healthz":
                 response = json_response(200, {"status": "ok"})
             else:
@@ -102,6 +110,8 @@ class EdgeApp:
             cached = wire.CachedAnswer.from_kv(entry.value, entry.metadata)
             if cached is not None and cached.fresh_until > self.clock.now():
                 headers = [(wire.ROUTE_HEADER, "hit"), (wire.INTENT_HEADER, cached.intent), *limit_headers]
+                if chat.stream:
+                    return EdgeResponse(200, streaming.replay(cached.body), headers, content_type=sse.MEDIA_TYPE)
                 return EdgeResponse(200, cached.body, headers)
 
         intent = self.classifier.classify(chat.prompt)
@@ -112,9 +122,13 @@ class EdgeApp:
                                  code="blocked_by_policy", headers=[(wire.INTENT_HEADER, intent.label)])
         if route.action == "edge" and route.answer is not None:
             body = json_bytes(wire.completion_body(route.answer, model=chat.model))
-            return EdgeResponse(200, body, [(wire.ROUTE_HEADER, "edge"), (wire.INTENT_HEADER, intent.label),
-                                            *limit_headers])
-        response = await self._forward(request, principal, key, intent, route, request_id)
+            edge_headers = [(wire.ROUTE_HEADER, "edge"), (wire.INTENT_HEADER, intent.label), *limit_headers]
+            if chat.stream:
+                return EdgeResponse(200, streaming.replay(body), edge_headers, content_type=sse.MEDIA_TYPE)
+            return EdgeResponse(200, body, edge_headers)
+        as_job = route.action == "async" or jobs.wants_async(request.headers)
+        response = await self._forward(request, principal, key, intent, route, request_id,
+                                       stream=chat.stream and not as_job, as_job=as_job)
         timing.mark("origin")
         response.headers.extend(limit_headers)
         return response
@@ -132,27 +146,49 @@ class EdgeApp:
         return headers
 
     async def _forward(self, request: EdgeRequest, principal: Principal, key: str, intent: Intent,
-                       route: Route, request_id: str) -> EdgeResponse:
+                       route: Route, request_id: str, *, stream: bool = False, as_job: bool = False) -> EdgeResponse:
         headers = {
             "content-type": "application/json",
             wire.TENANT_HEADER: principal.tenant,
             wire.CACHE_INTENT_HEADER: intent.label,
             wire.REQUEST_ID_HEADER: request_id,
         }
-        if route.action == "cache" and route.ttl_s:
+        if route.action in ("cache", "async") and route.ttl_s:
             headers[wire.CACHE_KEY_HEADER] = key
             headers[wire.CACHE_TTL_HEADER] = str(route.ttl_s)
             headers[wire.CACHE_STALE_HEADER] = str(route.stale_s)
+        job_id = jobs.new_job_id() if as_job else ""
+        if as_job:
+            headers[JOB_ID_HEADER] = job_id
+            headers[JOB_KEY_HEADER] = job_key(principal.tenant, job_id)
         # Signed: body, path and every x-eaves-* header; the origin refuses anything else.
         headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, request.body,
                                     self.clock.now(), headers))
-        upstream = await self.origin.send(OriginRequest(ORIGIN_CHAT_PATH, request.body, headers,
-                                                        timeout_s=self.settings.origin_timeout_s))
+        origin_request = OriginRequest(ORIGIN_CHAT_PATH, request.body, headers,
+                                       timeout_s=self.settings.origin_timeout_s, stream=stream)
+        joined = False
+        if as_job or wire.CACHE_KEY_HEADER not in headers:
+            upstream = await self.origin.send(origin_request)
+        else:  # identical cacheable misses in this worker share one origin call
+            upstream, joined = await self.coalescer.send(f"{key}|{int(stream)}",
+                                                         lambda: self.origin.send(origin_request))
         if upstream.status >= 500:
             raise errors.UpstreamError(f"the origin failed with status {upstream.status}", code="origin_error")
+        if as_job and upstream.status == 202:
+            response = jobs.accepted(job_id, await streaming.collect(upstream.body))
+            response.headers.extend([(wire.ROUTE_HEADER, "async"), (wire.INTENT_HEADER, intent.label)])
+            return response
         route_name = "miss" if upstream.status == 200 else "origin"
         out_headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label)]
+        if joined:
+            out_headers.append(("x-edge-coalesced", "1"))
         content_type = upstream.headers.get("content-type", "application/json")
         if not content_type.startswith("application/json"):
             out_headers.append(("content-type", content_type))
-        return EdgeResponse(upstream.status, upstream.body, out_headers, content_type=content_type)
+        body = upstream.body
+        if not isinstance(body, bytes | bytearray):
+            if upstream.status == 200 and content_type.startswith(sse.MEDIA_TYPE):
+                body = streaming.relay(body, heartbeat_s=self.settings.heartbeat_s)
+            else:
+                body = await streaming.collect(body)
+        return EdgeResponse(upstream.status, body, out_headers, content_type=content_type)

@@ -43,6 +43,7 @@ class EdgeSettings:
     jwt: JwtConfig | None = None
     prompt_version: str = "1"  # bump when the origin's prompt template changes: old answers become misses
     key_cache_ttl_s: float = 30.0
+    heartbeat_s: float = 2.0  # SSE comment after this long without a chunk from the origin
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], prefix: str = "EAVES_") -> EdgeSettings:
@@ -59,7 +60,8 @@ class EdgeSettings:
         for name, attr, kind in (("ORIGIN_TIMEOUT_S", "origin_timeout_s", float),
                                  ("MAX_BODY_BYTES", "max_body_bytes", int),
                                  ("MAX_PROMPT_CHARS", "max_prompt_chars", int),
-                                 ("KEY_CACHE_TTL_S", "key_cache_ttl_s", float)):
+                                 ("KEY_CACHE_TTL_S", "key_cache_ttl_s", float),
+                                 ("HEARTBEAT_S", "heartbeat_s", float)):
             if (raw := get(name)) is not None:
                 kwargs[attr] = _number(prefix + name, raw, kind)
         for name, attr in (("DEFAULT_MODEL", "default_model"), ("PROMPT_VERSION", "prompt_version")):
