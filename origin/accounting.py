@@ -21,8 +21,9 @@ class Prices:
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> Prices:
-        return cls(float(environ.get("EAVES_PRICE_PROMPT_PER_1K", cls.prompt_per_1k)),
-                   float(environ.get("EAVES_PRICE_COMPLETION_PER_1K", cls.completion_per_1k)))
+        default = cls()
+        return cls(float(environ.get("EAVES_PRICE_PROMPT_PER_1K", default.prompt_per_1k)),
+                   float(environ.get("EAVES_PRICE_COMPLETION_PER_1K", default.completion_per_1k)))
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens / 1000 * self.prompt_per_1k + completion_tokens / 1000 * self.completion_per_1k
@@ -47,6 +48,7 @@ def usage_block(prompt_tokens: int, completion_tokens: int, *, generation_s: flo
 class Totals:
     """What the origin has done since it started; ``snapshot()`` is what /healthz and metrics read."""
 
+    requests: int = 0  # chat completion requests that passed the signature check
     generations: int = 0
     generation_failures: int = 0
     coalesced: int = 0

@@ -98,6 +98,7 @@ async def chat_completions(request: Request) -> Response:
     except signing.SignatureError as exc:
         return error(401, f"this origin only serves the eaves edge: {exc}", "invalid_signature",
                      "authentication_error", {"www-authenticate": 'EavesSignature realm="origin"'})
+    state.totals.requests += 1
     if len(body) > state.max_body_bytes:
         return error(413, f"request body is over {state.max_body_bytes} bytes", "body_too_large")
     try:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from eaves.commands.common import add_data_dir, add_host, add_origin_port
+from eaves.commands.common import (
+    add_data_dir,
+    add_generator,
+    add_host,
+    add_origin_port,
+    describe_generator,
+    resolve_generator,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,8 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_origin_port(parser)
     add_data_dir(parser)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
-    parser.add_argument("--generator", default=os.environ.get("EAVES_GENERATOR", "simulator"),
-                        help="simulator (default: %(default)s)")
+    add_generator(parser)
     parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
     parser.set_defaults(func=run)
 
@@ -24,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     os.environ["EAVES_DATA_DIR"] = str(args.data_dir)
-    os.environ["EAVES_GENERATOR"] = args.generator
+    os.environ["EAVES_GENERATOR"] = resolve_generator(args.generator)
+    print(f"eaves origin: generator {describe_generator(os.environ['EAVES_GENERATOR'])}", flush=True)
     uvicorn.run("origin.app:create_app", factory=True, host=args.host, port=args.origin_port,
                 workers=args.workers, access_log=args.access_log, log_level="info")
     return 0
