@@ -116,6 +116,10 @@ def running_stack(data_dir: Path, *, host: str = "127.0.0.1", edge_port: int | N
                   origin_args: Sequence[str] = (), start_edge: bool = True) -> Iterator[Stack]:
     """Origin and edge emulator on ``host``, torn down on exit (also on error)."""
     origin_port = origin_port or free_port(host)
+    if "--generator" not in origin_args and "EAVES_GENERATOR" not in {**os.environ, **(env or {})}:
+        # Tests, benchmarks and load tests want the deterministic simulator even where the embedded
+        # model is installed; `eaves up` names its generator explicitly.
+        origin_args = [*origin_args, "--generator", "simulator"]
     edge_port = edge_port or free_port(host)
     log_dir = data_dir / "logs"
     stack = Stack()

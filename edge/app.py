@@ -16,16 +16,17 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from edge import errors
+from edge import errors, jobs, streaming
 from edge.auth import Authenticator, Principal
 from edge.breaker import CircuitBreaker
 from edge.freshness import CacheControl, freshness, parse_cache_control
+from edge.coalesce import Coalescer
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
 from edge.ratelimit import rate_limit_headers
 from edge.settings import EdgeSettings
 from edge.timing import Timing
-from shared import signing, wire
+from shared import signing, sse, wire
 from shared.cache_keys import AnswerScope, answer_key
 from shared.intent.routing import (
     CacheEverything,
@@ -36,6 +37,7 @@ from shared.intent.routing import (
     RoutePolicy,
 )
 from shared.kv import KVError
+from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, job_key
 
 CHAT_PATH = "/v1/chat/completions"
 ORIGIN_CHAT_PATH = "/v1/chat/completions"
@@ -64,6 +66,7 @@ class EdgeApp:
         # How requests were served, by route and fallback tier; read by metrics and tests.
         self.stats: Counter[str] = Counter()
         self._refreshing: set[str] = set()
+        self.coalescer = Coalescer()
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
@@ -73,6 +76,11 @@ class EdgeApp:
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only")
                 response = await self._chat(request, request_id, timing)
+            elif request.path.startswith(jobs.JOBS_PATH):
+                if request.method != "GET":
+                    raise errors.MethodNotAllowed(f"{jobs.JOBS_PATH}{{id}} accepts GET only")
+                principal = await self.auth.authenticate(request.headers)
+                response = await jobs.job_status(self.kv, principal.tenant, request.path)
             elif request.path == "/healthz":
                 response = json_response(200, {"status": "ok", "breaker": self.breaker.state})
             else:
@@ -124,10 +132,10 @@ class EdgeApp:
                 now = self.clock.now()
                 state = freshness(cached, now, control)
                 if state == "fresh":
-                    return self._from_cache(cached, "hit", now, limit_headers)
+                    return self._from_cache(cached, "hit", now, limit_headers, chat.stream)
                 if state == "stale":
                     self._refresh_later(request.body, principal, key, cached, request_id)
-                    return self._from_cache(cached, "stale", now, limit_headers)
+                    return self._from_cache(cached, "stale", now, limit_headers, chat.stream)
                 if state == "error-only":
                     fallback_entry = cached
 
@@ -138,19 +146,38 @@ class EdgeApp:
             raise errors.Blocked(f"this request was refused by the edge's policy ({route.reason or intent.label})",
                                  code="blocked_by_policy", headers=[(wire.INTENT_HEADER, intent.label)])
         if route.action == "edge" and route.answer is not None:
-            return self._canned(route.answer, chat.model, "edge", intent, limit_headers)
+            return self._canned(route.answer, chat.model, "edge", intent, limit_headers, chat.stream)
 
-        origin_request = self._origin_request(request.body, principal, key, intent, route, control, request_id)
+        as_job = route.action == "async" or jobs.wants_async(request.headers)
+        stream = chat.stream and not as_job
+        origin_request = self._origin_request(request.body, principal, key, intent, route, control, request_id,
+                                              as_job=as_job, stream=stream)
         try:
-            upstream = await self._call_origin(origin_request)
+            if as_job or wire.CACHE_KEY_HEADER not in origin_request.headers:
+                upstream, joined = await self._call_origin(origin_request), False
+            else:  # identical cacheable misses in this worker share one origin call
+                upstream, joined = await self.coalescer.send(f"{key}|{int(stream)}",
+                                                             lambda: self._call_origin(origin_request))
         except errors.UpstreamError as failure:
             timing.mark("origin")
-            return self._fallback(failure, fallback_entry, route, chat.model, intent, limit_headers)
+            return self._fallback(failure, fallback_entry, route, chat.model, intent, limit_headers, chat.stream)
         timing.mark("origin")
+        if as_job and upstream.status == 202:
+            response = jobs.accepted(origin_request.headers[JOB_ID_HEADER], await streaming.collect(upstream.body))
+            response.headers += [(wire.ROUTE_HEADER, "async"), (wire.INTENT_HEADER, intent.label), *limit_headers]
+            return response
         route_name = "miss" if upstream.status == 200 else "origin"
         headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label), *limit_headers]
+        if joined:
+            headers.append(("x-edge-coalesced", "1"))
         content_type = upstream.headers.get("content-type", "application/json")
-        return EdgeResponse(upstream.status, upstream.body, headers, content_type=content_type)
+        body = upstream.body
+        if not isinstance(body, bytes | bytearray):
+            if upstream.status == 200 and content_type.startswith(sse.MEDIA_TYPE):
+                body = streaming.relay(body, heartbeat_s=settings.heartbeat_s)
+            else:
+                body = await streaming.collect(body)
+        return EdgeResponse(upstream.status, body, headers, content_type=content_type)
 
     # ------------------------------------------------------------------ steps
 
@@ -167,40 +194,49 @@ class EdgeApp:
         return headers
 
     def _from_cache(self, cached: wire.CachedAnswer, route: str, now: float,
-                    limit_headers: list[tuple[str, str]]) -> EdgeResponse:
+                    limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
         headers = [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, cached.intent),
                    ("age", str(max(0, int(now - cached.created)))), *limit_headers]
+        if stream:  # a stored answer replayed as the stream the client asked for
+            return EdgeResponse(200, streaming.replay(cached.body), headers, content_type=sse.MEDIA_TYPE)
         return EdgeResponse(200, cached.body, headers)
 
     def _canned(self, answer: str, model: str, route: str, intent: Intent,
-                limit_headers: list[tuple[str, str]]) -> EdgeResponse:
+                limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
         body = json_bytes(wire.completion_body(answer, model=model))
-        return EdgeResponse(200, body, [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, intent.label),
-                                        *limit_headers])
+        headers = [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, intent.label), *limit_headers]
+        if stream:
+            return EdgeResponse(200, streaming.replay(body), headers, content_type=sse.MEDIA_TYPE)
+        return EdgeResponse(200, body, headers)
 
     def _origin_request(self, body: bytes, principal: Principal, key: str, intent: Intent, route: Route,
-                        control: CacheControl, request_id: str) -> OriginRequest:
+                        control: CacheControl, request_id: str, *, as_job: bool = False,
+                        stream: bool = False) -> OriginRequest:
         headers = {
             "content-type": "application/json",
             wire.TENANT_HEADER: principal.tenant,
             wire.CACHE_INTENT_HEADER: intent.label,
             wire.REQUEST_ID_HEADER: request_id,
         }
-        if route.action == "cache" and route.ttl_s and not control.no_store:
+        if route.action in ("cache", "async") and route.ttl_s and not control.no_store:
             keep = route.stale_if_error_s if route.stale_if_error_s is not None else self.settings.stale_if_error_s
             headers.update(self._cache_headers(key, route.ttl_s, route.stale_s, keep))
-        return self._signed(body, headers, route.timeout_s or self.settings.origin_timeout_s)
+        if as_job:
+            job_id = jobs.new_job_id()
+            headers[JOB_ID_HEADER] = job_id
+            headers[JOB_KEY_HEADER] = job_key(principal.tenant, job_id)
+        return self._signed(body, headers, route.timeout_s or self.settings.origin_timeout_s, stream)
 
     @staticmethod
     def _cache_headers(key: str, ttl_s: int, stale_s: int, keep_s: int) -> dict[str, str]:
         return {wire.CACHE_KEY_HEADER: key, wire.CACHE_TTL_HEADER: str(ttl_s),
                 wire.CACHE_STALE_HEADER: str(stale_s), wire.CACHE_KEEP_HEADER: str(keep_s)}
 
-    def _signed(self, body: bytes, headers: dict[str, str], timeout_s: float) -> OriginRequest:
+    def _signed(self, body: bytes, headers: dict[str, str], timeout_s: float, stream: bool = False) -> OriginRequest:
         # Signed: body, path and every x-eaves-* header; the origin refuses anything else.
         headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, body,
                                     self.clock.now(), headers))
-        return OriginRequest(ORIGIN_CHAT_PATH, body, headers, timeout_s=timeout_s)
+        return OriginRequest(ORIGIN_CHAT_PATH, body, headers, timeout_s=timeout_s, stream=stream)
 
     async def _call_origin(self, request: OriginRequest) -> OriginResponse:
         """The origin behind the breaker: 5xx, timeouts and unreachability count as failures."""
@@ -214,20 +250,21 @@ class EdgeApp:
             raise
         if upstream.status >= 500:
             self.breaker.record_failure()
+            await streaming.collect(upstream.body)  # read (and so release) an error body that was streamed
             raise errors.UpstreamError(f"the origin failed with status {upstream.status}", code="origin_error")
         self.breaker.record_success()
         return upstream
 
     def _fallback(self, failure: errors.UpstreamError, entry: wire.CachedAnswer | None, route: Route,
-                  model: str, intent: Intent, limit_headers: list[tuple[str, str]]) -> EdgeResponse:
+                  model: str, intent: Intent, limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
         """The origin could not answer: a stale answer, else the intent's canned answer, else a clear error."""
         headers = [("x-edge-fallback-reason", failure.code)]
         if entry is not None:
             self.stats["fallback_stale"] += 1
-            response = self._from_cache(entry, "stale", self.clock.now(), limit_headers)
+            response = self._from_cache(entry, "stale", self.clock.now(), limit_headers, stream)
         elif route.answer is not None:
             self.stats["fallback_canned"] += 1
-            response = self._canned(route.answer, model, "fallback", intent, limit_headers)
+            response = self._canned(route.answer, model, "fallback", intent, limit_headers, stream)
         else:
             self.stats["fallback_error"] += 1
             retry_after = math.ceil(self.breaker.retry_after_s()) or self.settings.error_retry_after_s

@@ -47,6 +47,7 @@ class EdgeSettings:
     breaker_failures: int = 5  # consecutive origin failures that open the circuit
     breaker_cooldown_s: float = 10.0  # how long it stays open before one probe
     error_retry_after_s: int = 5  # Retry-After on a failed request when the breaker is closed
+    heartbeat_s: float = 2.0  # SSE comment after this long without a chunk from the origin
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], prefix: str = "EAVES_") -> EdgeSettings:
@@ -67,7 +68,8 @@ class EdgeSettings:
                                  ("STALE_IF_ERROR_S", "stale_if_error_s", int),
                                  ("BREAKER_FAILURES", "breaker_failures", int),
                                  ("BREAKER_COOLDOWN_S", "breaker_cooldown_s", float),
-                                 ("ERROR_RETRY_AFTER_S", "error_retry_after_s", int)):
+                                 ("ERROR_RETRY_AFTER_S", "error_retry_after_s", int),
+                                 ("HEARTBEAT_S", "heartbeat_s", float)):
             if (raw := get(name)) is not None:
                 kwargs[attr] = _number(prefix + name, raw, kind)
         for name, attr in (("DEFAULT_MODEL", "default_model"), ("PROMPT_VERSION", "prompt_version")):

@@ -1,7 +1,12 @@
 """The origin service: signed chat completions in, full generation, the answer written back to the KV.
 
-    POST /v1/chat/completions   only with the edge's signature (shared.signing); 401 otherwise
-    GET  /healthz               liveness, and which generator and KV writer run
+    POST /v1/chat/completions   only with the edge's signature (shared.signing); 401 otherwise.
+                                ``stream: true`` → OpenAI-format SSE as the model produces it;
+                                with a signed job header → 202 at once, generated in the background.
+    GET  /healthz               liveness, which generator and KV writer run, and the totals
+
+Identical requests in flight share one generation (``origin.flights``); the finished answer is
+stored once under the edge's cache key, the same bytes whether it was streamed or not.
 """
 
 from __future__ import annotations
@@ -11,18 +16,23 @@ import json
 import logging
 import os
 import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from origin import jobs
+from origin.accounting import Prices, Totals, usage_block
+from origin.flights import Flight, Flights, request_key
 from origin.generators.base import GenerationError, GenerationRequest, Generator
-from origin.writeback import AnswerWriter, KVAnswerWriter, expiration_for
-from shared import signing, wire
+from origin.writeback import KVWriter, expiration_for, write_answer
+from shared import signing, sse, wire
 from shared.kv import KVError
 
 log = logging.getLogger("eaves.origin")
@@ -31,21 +41,55 @@ log = logging.getLogger("eaves.origin")
 @dataclass
 class OriginState:
     generator: Generator
-    writer: AnswerWriter
+    writer: KVWriter
     secret: bytes
     generation_timeout_s: float = 120.0
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 64_000
     default_model: str = "eaves-default"
+    default_max_tokens: int = 256
+    prices: Prices = field(default_factory=Prices)
     clock: Any = time.time
-    counters: dict[str, int] = field(default_factory=lambda: {"generations": 0, "writebacks": 0,
-                                                                  "writeback_failures": 0})
+    flights: Flights = field(default_factory=Flights)
+    totals: Totals = field(default_factory=Totals)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        return self.totals.snapshot()
+
+    def defer(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
 
 def error(status: int, message: str, code: str, error_type: str = "invalid_request_error",
           headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": error_type, "code": code, "param": None}},
                         status_code=status, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    key: str
+    ttl_s: int
+    stale_s: int
+    keep_s: int  # how long past fresh a stale answer may still stand in for a failed origin
+    intent: str
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> WriteBack | None:
+        key = headers.get(wire.CACHE_KEY_HEADER)
+        if not key:
+            return None
+        try:
+            ttl = int(headers.get(wire.CACHE_TTL_HEADER, "0"))
+            stale = max(0, int(headers.get(wire.CACHE_STALE_HEADER, "0")))
+            keep = max(0, int(headers.get(wire.CACHE_KEEP_HEADER, "0")))
+        except ValueError:
+            return None
+        return cls(key, ttl, stale, keep, headers.get(wire.CACHE_INTENT_HEADER, "")) if ttl > 0 else None
 
 
 async def chat_completions(request: Request) -> Response:
@@ -56,6 +100,7 @@ async def chat_completions(request: Request) -> Response:
     except signing.SignatureError as exc:
         return error(401, f"this origin only serves the eaves edge: {exc}", "invalid_signature",
                      "authentication_error", {"www-authenticate": 'EavesSignature realm="origin"'})
+    state.totals.requests += 1
     if len(body) > state.max_body_bytes:
         return error(413, f"request body is over {state.max_body_bytes} bytes", "body_too_large")
     try:
@@ -63,108 +108,207 @@ async def chat_completions(request: Request) -> Response:
                                        max_prompt_chars=state.max_prompt_chars)
     except wire.WireError as exc:
         return error(400, str(exc), "invalid_request")
+    job = jobs.JobTicket.from_headers(request.headers)
+    if request.headers.get(jobs.JOB_ID_HEADER) and job is None:
+        return error(400, "the job headers are incomplete or malformed", "invalid_job")
 
+    stop = chat.raw.get("stop")
     gen_request = GenerationRequest(model=chat.model, messages=chat.raw["messages"], prompt=chat.prompt,
-                                    system=chat.system, max_tokens=chat.max_tokens or 256,
+                                    system=chat.system, max_tokens=chat.max_tokens or state.default_max_tokens,
                                     temperature=chat.temperature,
-                                    tenant=request.headers.get(wire.TENANT_HEADER, ""))
-    started = time.perf_counter()
+                                    tenant=request.headers.get(wire.TENANT_HEADER, ""),
+                                    extra={"stop": [stop] if isinstance(stop, str) else list(stop or [])})
+    writeback = WriteBack.from_headers(request.headers)
+    tenant = request.headers.get(wire.TENANT_HEADER, "")
+    key = f"ans/{writeback.key}" if writeback else request_key(tenant, chat.raw)
+
+    async def run(flight: Flight) -> None:
+        await _generate(state, flight, gen_request, writeback)
+
+    flight, leader = state.flights.join(key, chat.model, run, f"chatcmpl-{uuid.uuid4().hex}")
+    if not leader:
+        state.totals.coalesced += 1
+    headers = {"x-eaves-generator": state.generator.name, "x-eaves-coalesced": "leader" if leader else "follower"}
+
+    if job is not None:
+        return await jobs.accept(state, job, flight, headers)
+    if chat.stream:
+        return StreamingResponse(_sse(flight), media_type=sse.MEDIA_TYPE,
+                                 headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
     try:
-        text, completion_tokens = await asyncio.wait_for(_collect(state.generator, gen_request),
-                                                         state.generation_timeout_s)
-    except TimeoutError:
-        return error(504, f"generation took longer than {state.generation_timeout_s:g}s", "generation_timeout",
-                     "upstream_timeout")
+        await flight.wait()
     except GenerationError as exc:
-        log.warning("generation failed: %s", exc)
-        return error(502, f"the model failed: {exc}", "generation_failed", "upstream_error")
-    state.counters["generations"] += 1
-    elapsed = time.perf_counter() - started
-
-    prompt_tokens = state.generator.count_prompt_tokens(gen_request)
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-             "total_tokens": prompt_tokens + completion_tokens}
-    payload = wire.completion_body(text, model=chat.model, usage=usage)
-    encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    headers = {"x-eaves-generator": state.generator.name, "x-eaves-generation-ms": f"{elapsed * 1000:.1f}"}
-    headers["x-eaves-writeback"] = await _write_back(state, request.headers, encoded)
-    return Response(encoded, media_type="application/json", headers=headers)
+        return _generation_error(state, exc)
+    headers["x-eaves-generation-ms"] = str(flight.usage.get("eaves", {}).get("generation_ms", ""))
+    headers["x-eaves-writeback"] = flight.writeback
+    return Response(flight.body, media_type="application/json", headers=headers)
 
 
-async def _collect(generator: Generator, request: GenerationRequest) -> tuple[str, int]:
+def _generation_error(state: OriginState, exc: GenerationError) -> JSONResponse:
+    if isinstance(exc, GenerationTimeout):
+        return error(504, str(exc), "generation_timeout", "upstream_timeout")
+    return error(502, f"the model failed: {exc}", "generation_failed", "upstream_error")
+
+
+class GenerationTimeout(GenerationError):
+    """The generation ran past the origin's time limit."""
+
+
+async def _generate(state: OriginState, flight: Flight, request: GenerationRequest,
+                    writeback: WriteBack | None) -> None:
+    """The leader's work: run the model into the flight, build the completion once, write it back."""
     parts: list[str] = []
-    tokens = 0
-    async for piece in generator.stream(request):
-        parts.append(piece.text)
-        tokens += piece.tokens
-    return "".join(parts), tokens
-
-
-async def _write_back(state: OriginState, headers: Any, body: bytes) -> str:
-    key = headers.get(wire.CACHE_KEY_HEADER)
-    if not key:
-        return "skipped"
+    completion_tokens = 0
+    exact: dict[str, int] | None = None
     try:
-        ttl = int(headers.get(wire.CACHE_TTL_HEADER, "0"))
-        stale = max(0, int(headers.get(wire.CACHE_STALE_HEADER, "0")))
-        keep = max(0, int(headers.get(wire.CACHE_KEEP_HEADER, "0")))
-    except ValueError:
-        return "skipped"
-    if ttl <= 0:
-        return "skipped"
+        async with asyncio.timeout(state.generation_timeout_s):
+            async for piece in state.generator.stream(request):
+                if piece.usage is not None:
+                    exact = piece.usage
+                if piece.text:
+                    parts.append(piece.text)
+                    flight.add(piece)
+                completion_tokens += piece.tokens
+    except TimeoutError as exc:
+        state.totals.generation_failures += 1
+        raise GenerationTimeout(f"generation took longer than {state.generation_timeout_s:g}s") from exc
+    except GenerationError as exc:
+        state.totals.generation_failures += 1
+        log.warning("generation failed: %s", exc)
+        raise
+    elapsed = time.perf_counter() - flight.started
+    prompt_tokens = state.generator.count_prompt_tokens(request)
+    if exact:
+        prompt_tokens = exact.get("prompt_tokens", prompt_tokens)
+        completion_tokens = exact.get("completion_tokens", completion_tokens)
+    ttft = None if flight.first_piece_at is None else flight.first_piece_at - flight.started
+    flight.usage = usage_block(prompt_tokens, completion_tokens, generation_s=elapsed, ttft_s=ttft,
+                               generator=state.generator.name, prices=state.prices)
+    state.totals.record(flight.usage)
+    payload = wire.completion_body("".join(parts), model=flight.model, usage=flight.usage,
+                                   completion_id=flight.completion_id, created=flight.created)
+    flight.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    if writeback is None:
+        flight.writeback = "skipped"
+    elif state.writer.synchronous:
+        flight.writeback = await _write_back(state, writeback, flight.body)
+    else:
+        flight.writeback = "queued"
+        state.defer(_write_back(state, writeback, flight.body))
+    flight.finish()
+
+
+async def _write_back(state: OriginState, writeback: WriteBack, body: bytes) -> str:
     now = state.clock()
-    answer = wire.CachedAnswer(body, now, now + ttl, headers.get(wire.CACHE_INTENT_HEADER, ""),
-                               now + ttl + stale, now + ttl + keep)
+    ttl, stale, keep = writeback.ttl_s, writeback.stale_s, writeback.keep_s
+    answer = wire.CachedAnswer(body, now, now + ttl, writeback.intent, now + ttl + stale, now + ttl + keep)
     try:
-        await state.writer.write(key, answer, expiration_for(ttl, stale, keep))
+        await write_answer(state.writer, writeback.key, answer, expiration_for(ttl, stale, keep))
     except (KVError, OSError) as exc:
         # The answer is still good for this caller; only the next identical request pays again.
-        state.counters["writeback_failures"] += 1
-        log.error("write-back of %s failed: %s", key, exc)
+        state.totals.writeback_failures += 1
+        log.error("write-back of %s failed: %s", writeback.key, exc)
         return "failed"
-    state.counters["writebacks"] += 1
+    state.totals.writebacks += 1
     return "written"
+
+
+async def _sse(flight: Flight) -> AsyncIterator[bytes]:
+    """One client's view of a flight as OpenAI chunks: what was produced so far, then live."""
+    cid, created, model = flight.completion_id, flight.created, flight.model
+    yield sse.chunk(cid, created, model, {"role": "assistant", "content": ""})
+    try:
+        async for piece in flight.follow():
+            yield sse.chunk(cid, created, model, {"content": piece.text})
+    except GenerationError as exc:
+        code = "generation_timeout" if isinstance(exc, GenerationTimeout) else "generation_failed"
+        yield sse.error_event(f"the model failed mid-answer: {exc}", code=code)
+        return
+    yield sse.chunk(cid, created, model, {}, finish_reason="stop", usage=flight.usage)
+    yield sse.DONE
 
 
 async def healthz(request: Request) -> Response:
     state: OriginState = request.app.state.origin
     return JSONResponse({"status": "ok", "generator": state.generator.name, "writer": state.writer.name,
-                         **state.counters})
+                         "in_flight": len(state.flights), **state.counters})
 
 
 def build_app(state: OriginState) -> Starlette:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.flights.drain()
+        if state.background:
+            await asyncio.gather(*list(state.background), return_exceptions=True)
+        await state.writer.aclose()
+        close = getattr(state.generator, "aclose", None)
+        if close is not None:
+            await close()
+
     app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])])
+                            Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
     app.state.origin = state
     return app
 
 
-def generator_from_env(environ: dict[str, str]) -> Generator:
-    from origin.generators.simulator import SimulatedGenerator
+GENERATORS = ("simulator", "llama", "openai")
 
-    kind = environ.get("EAVES_GENERATOR", "simulator")
+
+def default_generator() -> str:
+    """``llama`` when the embedded model is installed (``scripts/setup --llm``), else ``simulator``."""
+    from origin.generators.llama import llama_available
+
+    return "llama" if llama_available() else "simulator"
+
+
+def generator_from_env(environ: Mapping[str, str]) -> Generator:
+    # Unset means the simulator (tests and tools stay deterministic); `eaves up`/`eaves origin` pass
+    # "auto" resolved, which prefers the embedded model when it is installed.
+    kind = environ.get("EAVES_GENERATOR") or "simulator"
+    if kind == "auto":
+        kind = default_generator()
     if kind == "simulator":
+        from origin.generators.simulator import SimulatedGenerator
+
+        fail_after = environ.get("EAVES_SIM_FAIL_AFTER_TOKENS")
         return SimulatedGenerator(
             ttft_s=float(environ.get("EAVES_SIM_TTFT_MS", "50")) / 1000,
             tokens_per_s=float(environ.get("EAVES_SIM_TOKENS_PER_S", "200")),
             answer_tokens=int(environ.get("EAVES_SIM_ANSWER_TOKENS", "32")),
             fail_rate=float(environ.get("EAVES_SIM_FAIL_RATE", "0")),
             echo_tenant=environ.get("EAVES_SIM_ECHO_TENANT", "") == "1",
+            fail_after_tokens=int(fail_after) if fail_after else None,
         )
-    raise ValueError(f"EAVES_GENERATOR={kind!r} is not a known generator (simulator)")
+    if kind == "llama":
+        from origin.generators.llama import LlamaGenerator
+
+        return LlamaGenerator.from_env(environ)
+    if kind == "openai":
+        from origin.generators.openai_compat import OpenAICompatGenerator
+
+        return OpenAICompatGenerator.from_env(environ)
+    raise ValueError(f"EAVES_GENERATOR={kind!r} is not a known generator ({', '.join(GENERATORS)}, auto)")
 
 
 def create_app() -> Starlette:
-    """uvicorn factory, configured from the environment (EAVES_DATA_DIR, EAVES_GENERATOR, ...)."""
-    from shared.kv_lmdb import AsyncLmdbKV, LmdbKV
+    """uvicorn factory, configured from the environment (EAVES_DATA_DIR, EAVES_GENERATOR, EAVES_KV_WRITER, ...)."""
+    from origin.writeback import writer_from_env
     from shared.local_stack import LocalStack
 
     environ = dict(os.environ)
     stack = LocalStack(Path(environ.get("EAVES_DATA_DIR", ".eaves")))
+    generator = generator_from_env(environ)
+    writer = writer_from_env(environ, stack.kv_path)
+    log.warning("eaves origin: generator %s, KV writer %s", generator.name, writer.name)
     state = OriginState(
-        generator=generator_from_env(environ),
-        writer=KVAnswerWriter(AsyncLmdbKV(LmdbKV(stack.kv_path)), name="lmdb"),
+        generator=generator,
+        writer=writer,
         secret=stack.origin_secret(),
         generation_timeout_s=float(environ.get("EAVES_GENERATION_TIMEOUT_S", "120")),
+        default_max_tokens=int(environ.get("EAVES_DEFAULT_MAX_TOKENS", "256")),
+        prices=Prices.from_env(environ),
     )
     return build_app(state)

@@ -39,3 +39,28 @@ def serve(app: str, *, host: str, port: int, workers: int, access_log: bool, env
     os.environ.update(env)
     uvicorn.run(app, factory=True, host=host, port=port, workers=workers, access_log=access_log, log_level="info")
     return 0
+GENERATOR_CHOICES = ("auto", "simulator", "llama", "openai")
+
+
+def add_generator(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--generator", choices=GENERATOR_CHOICES, default=os.environ.get("EAVES_GENERATOR", "auto"),
+                        help="the origin's model: llama (embedded Gemma 3 270M, needs scripts/setup --llm), "
+                             "openai (EAVES_OPENAI_BASE_URL), simulator (latency simulator); auto picks llama "
+                             "when installed, else simulator (default: %(default)s)")
+
+
+def resolve_generator(name: str) -> str:
+    if name != "auto":
+        return name
+    from origin.generators.llama import llama_available
+
+    return "llama" if llama_available() else "simulator"
+
+
+def describe_generator(name: str) -> str:
+    return {
+        "llama": "llama (embedded Gemma 3 270M Q4_K_M on the CPU via llama.cpp; Gemma Terms of Use)",
+        "simulator": "simulator (latency simulator: canned text, no model; scripts/setup --llm installs the "
+                     "embedded one)",
+        "openai": f"openai (OpenAI-compatible API at {os.environ.get('EAVES_OPENAI_BASE_URL', '?')})",
+    }.get(name, name)

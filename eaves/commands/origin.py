@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from eaves.commands.common import add_data_dir, add_host, add_origin_port, serve
+from eaves.commands.common import (
+    add_data_dir,
+    add_generator,
+    add_host,
+    add_origin_port,
+    describe_generator,
+    resolve_generator,
+    serve,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,13 +22,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_origin_port(parser)
     add_data_dir(parser)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
-    parser.add_argument("--generator", default=os.environ.get("EAVES_GENERATOR", "simulator"),
-                        help="simulator (default: %(default)s)")
+    add_generator(parser)
     parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    generator = resolve_generator(args.generator)
+    print(f"eaves origin: generator {describe_generator(generator)}", flush=True)
     return serve("origin.app:create_app", host=args.host, port=args.origin_port,
                  workers=args.workers, access_log=args.access_log,
-                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_GENERATOR": args.generator})
+                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_GENERATOR": generator})

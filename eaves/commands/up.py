@@ -9,7 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-from eaves.commands.common import add_data_dir, add_edge_port, add_host, add_origin_port
+from eaves.commands.common import (
+    add_data_dir,
+    add_edge_port,
+    add_generator,
+    add_host,
+    add_origin_port,
+    describe_generator,
+    resolve_generator,
+)
 
 DEMO_TENANT = "demo"
 DEMO_TIER = "pro"
@@ -23,8 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_data_dir(parser)
     parser.add_argument("--edge-workers", type=int, default=1, help="edge worker processes (default: 1)")
     parser.add_argument("--origin-workers", type=int, default=1, help="origin worker processes (default: 1)")
-    parser.add_argument("--generator", default=os.environ.get("EAVES_GENERATOR", "simulator"),
-                        help="the origin's generator (default: %(default)s)")
+    add_generator(parser)
     parser.set_defaults(func=run)
 
 
@@ -74,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir.resolve()
     LocalStack(data_dir).config()
     key = demo_key(data_dir)
-    env = {"EAVES_GENERATOR": args.generator}
+    generator = resolve_generator(args.generator)
+    env = {"EAVES_GENERATOR": generator}
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -86,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         with running_stack(data_dir, host=args.host, edge_port=args.edge_port, origin_port=args.origin_port,
                            edge_workers=args.edge_workers, origin_workers=args.origin_workers, env=env) as stack:
             assert stack.edge and stack.origin
-            print(banner(stack.edge.url, stack.origin.url, key, args.generator, data_dir), flush=True)
+            print(banner(stack.edge.url, stack.origin.url, key, describe_generator(generator), data_dir),
+                  flush=True)
             while not stopping:
                 for server in stack.servers:
                     if server.process.poll() is not None:

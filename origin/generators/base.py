@@ -27,6 +27,9 @@ class GenerationRequest:
 class Piece:
     text: str
     tokens: int = 1  # completion tokens this piece accounts for
+    # Exact counts when the backend reports them (an OpenAI-compatible API's final usage chunk):
+    # {"prompt_tokens": n, "completion_tokens": m}; they replace the running estimate.
+    usage: dict[str, int] | None = None
 
 
 class Generator(Protocol):

@@ -1,0 +1,55 @@
+"""The embedded model end to end: the official openai client streams an answer through the edge from
+Gemma 3 270M on the CPU, then the same question streams again from the KV without the origin."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from eaves.commands.up import demo_key
+from eaves.stack import running_stack
+from origin.generators.llama import llama_available
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not llama_available(), reason="the embedded model is not installed "
+                                 "(scripts/setup --llm)")]
+
+
+def origin_health(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+        data: dict[str, object] = json.loads(response.read())
+        return data
+
+
+def test_embedded_model_streams_through_the_edge_then_from_the_kv(tmp_path: Path,
+                                                                   request: pytest.FixtureRequest) -> None:
+    """A real generation streams token by token; the repeat is a KV hit and the origin is not called."""
+    key = demo_key(tmp_path)
+    questions = ["What is the capital of France?"]
+    if request.config.getoption("--slow"):
+        questions += ["Explain what a cache is.", "How do I reset my password?"]
+    with running_stack(tmp_path, env={"EAVES_GENERATOR": "llama", "EAVES_INTENT": "off"}) as stack:
+        assert stack.edge is not None and stack.origin is not None
+        assert origin_health(stack.origin.url)["generator"] == "llama"
+        api = openai.OpenAI(base_url=stack.edge.url + "/v1", api_key=key, max_retries=0, timeout=180)
+        for question in questions:
+            messages = [{"role": "user", "content": question}]
+            first = api.chat.completions.with_raw_response.create(model="eaves-default", messages=messages,  # type: ignore[arg-type]
+                                                                  stream=True, max_tokens=24, temperature=0)
+            assert first.headers["x-edge-route"] == "miss"
+            chunks = [c for c in first.parse()]
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert text.strip(), "the model produced no text"
+            usage = next(c.usage for c in chunks if c.usage is not None)
+            assert 0 < usage.completion_tokens <= 24 and usage.prompt_tokens > 5
+            assert usage.model_extra["eaves"]["generator"] == "llama"  # type: ignore[index]
+            before = origin_health(stack.origin.url)
+            again = api.chat.completions.with_raw_response.create(model="eaves-default", messages=messages,  # type: ignore[arg-type]
+                                                                  stream=True, max_tokens=24, temperature=0)
+            assert again.headers["x-edge-route"] == "hit"
+            assert "".join(c.choices[0].delta.content or "" for c in again.parse() if c.choices) == text
+            assert origin_health(stack.origin.url)["requests"] == before["requests"]

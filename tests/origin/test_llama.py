@@ -1,0 +1,69 @@
+"""The embedded generator: prompt rendering always; the real model when the llm extra is installed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from origin.generators.base import GenerationRequest
+from origin.generators.llama import LlamaGenerator, completion_prompt, llama_available
+
+needs_model = pytest.mark.skipif(not llama_available(), reason="the embedded model is not installed "
+                                 "(scripts/setup --llm)")
+
+
+def request(messages: list[dict[str, str]], **kwargs: object) -> GenerationRequest:
+    return GenerationRequest(model="m", messages=messages, prompt=messages[-1]["content"], **kwargs)  # type: ignore[arg-type]
+
+
+class TestPrompt:
+    def test_renders_a_question_and_answer_transcript_for_a_base_model(self) -> None:
+        """History becomes Question/Answer pairs and the prompt ends with 'Answer:' for the model to continue."""
+        prompt = completion_prompt(request([{"role": "user", "content": "Hi\nthere"},
+                                            {"role": "assistant", "content": "Hello."},
+                                            {"role": "user", "content": "Capital of France?"}]))
+        assert prompt.splitlines() == ["Below are questions with helpful, accurate answers.", "",
+                                       "Question: Hi there", "Answer: Hello.", "Question: Capital of France?",
+                                       "Answer:"]
+
+    def test_system_message_replaces_the_preamble(self) -> None:
+        """A system message is the transcript's first line."""
+        prompt = completion_prompt(GenerationRequest(model="m", messages=[{"role": "user", "content": "q"}],
+                                                     prompt="q", system="You answer in French."))
+        assert prompt.startswith("You answer in French.\n")
+
+
+@needs_model
+class TestModel:
+    async def test_respects_max_tokens_and_keeps_the_loop_responsive(self) -> None:
+        """Generation stays within max_tokens and runs off the event loop, which keeps ticking meanwhile."""
+        generator = LlamaGenerator()
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.ensure_future(ticker())
+        started = time.perf_counter()
+        tokens, text = 0, []
+        async for piece in generator.stream(request([{"role": "user", "content": "Write a long story about a cat."}],
+                                                    max_tokens=8, temperature=0.0)):
+            tokens += piece.tokens
+            text.append(piece.text)
+        elapsed = time.perf_counter() - started
+        task.cancel()
+        assert 0 < tokens <= 8 and "".join(text).strip()
+        assert ticks >= elapsed / 0.01 * 0.3  # the loop was not blocked by inference
+        assert generator.count_prompt_tokens(request([{"role": "user", "content": "hello"}])) > 3
+
+    async def test_stops_at_the_next_question(self) -> None:
+        """A stop sequence ends the answer before the model invents the next turn."""
+        generator = LlamaGenerator()
+        text = "".join([p.text async for p in generator.stream(request(
+            [{"role": "user", "content": "What is the capital of France?"}], max_tokens=64, temperature=0.0))])
+        assert "Question:" not in text and not text.endswith(("\n", " "))
