@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from edge import errors, jobs, streaming
 from edge.auth import Authenticator, Principal
 from edge.breaker import CircuitBreaker
-from edge.freshness import CacheControl, freshness, parse_cache_control
 from edge.coalesce import Coalescer
+from edge.freshness import CacheControl, freshness, parse_cache_control
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
 from edge.ratelimit import rate_limit_headers
@@ -36,8 +36,8 @@ from shared.intent.routing import (
     Route,
     RoutePolicy,
 )
-from shared.kv import KVError
 from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, job_key
+from shared.kv import KVError
 
 CHAT_PATH = "/v1/chat/completions"
 ORIGIN_CHAT_PATH = "/v1/chat/completions"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from eaves.commands.common import (
     add_data_dir,
