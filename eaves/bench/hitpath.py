@@ -1,0 +1,226 @@
+"""The edge's in-process cache-hit path, measured without a network: what one hit costs the core.
+
+Three layers, each timed per request over many iterations:
+
+    core/memory   ``EdgeApp.handle`` with the in-memory runtime (edge.memory): the platform-neutral logic
+    core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
+    asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter
+
+and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), averaged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.app import CHAT_PATH, EdgeApp
+from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
+from edge.http import EdgeRequest, EdgeResponse
+from edge.memory import MemoryKV, MemoryRateLimiter, SystemClock, TaskBackground
+from edge.settings import EdgeSettings, Tier
+from shared import wire
+from shared.cache_keys import AnswerScope, answer_key
+
+TENANT = "bench"
+TIER = "bench"
+BENCH_TIERS = {TIER: Tier(1_000_000_000, 60)}  # the benchmark measures the hit path, not refusals
+DEFAULT_PROMPT = "How do I reset my password?"
+
+
+def chat_body(prompt: str, model: str = "eaves-default") -> bytes:
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}]}).encode()
+
+
+def answer_body(prompt: str, model: str = "eaves-default") -> bytes:
+    completion = wire.completion_body(f"A cached answer to: {prompt}", model=model,
+                                      completion_id="chatcmpl-bench", created=1_700_000_000)
+    return json.dumps(completion, separators=(",", ":")).encode()
+
+
+async def seed(kv: Any, edge: EdgeApp, api_key: str, prompts: list[str], ttl_s: int = 3600) -> None:
+    """Store the API key's record and a fresh cached answer for each prompt, as the origin would."""
+    await kv.put(KEY_PREFIX + api_key_hash(api_key), api_key_record(TENANT, TIER, "bench", time.time()))
+    now = time.time()
+    for prompt in prompts:
+        scope = AnswerScope(TENANT, "eaves-default", "\x1d", "", edge.versions)
+        answer = wire.CachedAnswer(answer_body(prompt), now, now + ttl_s, "oos")
+        await kv.put(answer_key(scope, prompt), answer.body, expiration_ttl=ttl_s, metadata=answer.metadata())
+
+
+def hit_request(api_key: str, prompt: str = DEFAULT_PROMPT) -> EdgeRequest:
+    headers = {"host": "127.0.0.1", "authorization": f"Bearer {api_key}", "content-type": "application/json",
+               "user-agent": "eaves-bench", "accept": "*/*"}
+    body = chat_body(prompt)
+    headers["content-length"] = str(len(body))
+    return EdgeRequest("POST", CHAT_PATH, headers, body)
+
+
+@dataclass
+class Sample:
+    name: str
+    n: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    mean_us: float
+    segments_us: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "p50_us": round(self.p50_us, 1), "p90_us": round(self.p90_us, 1),
+                "p99_us": round(self.p99_us, 1), "mean_us": round(self.mean_us, 1),
+                "segments_us": {k: round(v, 1) for k, v in self.segments_us.items()}}
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _segments(header: str | None, into: dict[str, float]) -> None:
+    if not header:
+        return
+    for part in header.split(", "):
+        name, _, dur = part.partition(";dur=")
+        into[name] = into.get(name, 0.0) + float(dur) * 1000  # ms → µs
+
+
+async def _measure(name: str, call: Callable[[], Awaitable[EdgeResponse | None]], iterations: int,
+                   timing_header: Callable[[Any], str | None]) -> Sample:
+    for _ in range(min(2000, iterations)):  # warm: key cache, LMDB pages, branch predictors
+        await call()
+    durations: list[float] = []
+    totals: dict[str, float] = {}
+    clock = time.perf_counter_ns
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection mid-sample is real but rare; keep the per-request figures steady
+    try:
+        for _ in range(iterations):
+            start = clock()
+            result = await call()
+            durations.append((clock() - start) / 1000)
+            _segments(timing_header(result), totals)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    durations.sort()
+    return Sample(name, iterations, _percentile(durations, 0.50), _percentile(durations, 0.90),
+                  _percentile(durations, 0.99), statistics.fmean(durations),
+                  {k: v / iterations for k, v in totals.items()})
+
+
+def _check_hit(response: EdgeResponse) -> None:
+    if response.status != 200 or response.header(wire.ROUTE_HEADER) != "hit":
+        raise RuntimeError(f"the hit-path benchmark did not get a hit: {response.status} {response.headers} "
+                           f"{response.body!r}")
+
+
+def _settings() -> EdgeSettings:
+    return EdgeSettings(origin_secret=b"bench", tiers=BENCH_TIERS)
+
+
+async def core_memory(iterations: int) -> Sample:
+    """``EdgeApp.handle`` over the in-memory runtime."""
+    from edge.memory import CallbackOrigin
+
+    async def no_origin(request: Any) -> Any:
+        raise RuntimeError("the hit-path benchmark reached the origin")
+
+    kv = MemoryKV()
+    edge = EdgeApp(_settings(), kv, CallbackOrigin(no_origin), MemoryRateLimiter(), SystemClock(), TaskBackground())
+    api_key = new_api_key()
+    await seed(kv, edge, api_key, [DEFAULT_PROMPT])
+    request = hit_request(api_key)
+    _check_hit(await edge.handle(request))
+    return await _measure("core/memory", lambda: edge.handle(request), iterations,
+                          lambda r: r.header("server-timing"))
+
+
+async def core_lmdb(iterations: int, data_dir: Path) -> Sample:
+    """``EdgeApp.handle`` over the emulator's LMDB KV and rate-limit counters."""
+    from edge.emulator.asgi import build_local_edge
+
+    edge, origin = build_local_edge(data_dir, {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}),
+                                               "EAVES_INTENT": "off"})
+    try:
+        api_key = new_api_key()
+        await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
+        request = hit_request(api_key)
+        _check_hit(await edge.handle(request))
+        return await _measure("core/lmdb", lambda: edge.handle(request), iterations,
+                              lambda r: r.header("server-timing"))
+    finally:
+        await origin.aclose()
+
+
+async def asgi_lmdb(iterations: int, data_dir: Path) -> Sample:
+    """The emulator's ASGI app called directly with one hit request (no sockets, no HTTP parsing)."""
+    from edge.emulator.asgi import EdgeASGI
+
+    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
+               "EAVES_LOG": "off"}
+    app = EdgeASGI(data_dir, environ)
+    edge = app._ensure()
+    api_key = new_api_key()
+    await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
+    request = hit_request(api_key)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": CHAT_PATH, "raw_path": CHAT_PATH.encode(), "query_string": b"",
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8787),
+             "headers": [(k.encode(), v.encode()) for k, v in request.headers.items()]}
+    body_message = {"type": "http.request", "body": request.body, "more_body": False}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return body_message
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> list[dict[str, Any]]:
+        sent.clear()
+        await app(scope, receive, send)
+        return sent
+
+    def timing_of(messages: list[dict[str, Any]]) -> str | None:
+        for name, value in messages[0]["headers"]:
+            if name == b"server-timing":
+                return str(value.decode())
+        return None
+
+    messages = await call()
+    route = dict(messages[0]["headers"]).get(wire.ROUTE_HEADER.encode())
+    if messages[0]["status"] != 200 or route != b"hit":
+        raise RuntimeError(f"the ASGI hit-path benchmark did not get a hit: {messages}")
+    try:
+        return await _measure("asgi/lmdb", call, iterations, timing_of)
+    finally:
+        if app._origin is not None:
+            await app._origin.aclose()
+
+
+def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sample]:
+    """All three layers, in one process, one after the other."""
+    async def main(root: Path) -> dict[str, Sample]:
+        results = {}
+        results["core/memory"] = await core_memory(iterations)
+        results["core/lmdb"] = await core_lmdb(iterations, root / "core")
+        results["asgi/lmdb"] = await asgi_lmdb(iterations, root / "asgi")
+        return results
+
+    if data_dir is not None:
+        return asyncio.run(main(data_dir))
+    with tempfile.TemporaryDirectory(prefix="eaves-hitpath-") as tmp:
+        return asyncio.run(main(Path(tmp)))
+
+
+if __name__ == "__main__":
+    for sample in run().values():
+        print(sample.name, json.dumps(sample.as_dict()))
