@@ -10,6 +10,7 @@ needs no classification, and the hit path stays a hash, a counter update and one
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge import errors
@@ -33,6 +34,9 @@ from shared.intent.routing import (
 CHAT_PATH = "/v1/chat/completions"
 ORIGIN_CHAT_PATH = "/v1/chat/completions"
 
+# (request, response, timing, request id) -> None; must not raise, and must be cheap: it runs on every hit.
+Observer = Callable[[EdgeRequest, EdgeResponse, Timing, str], None]
+
 
 @dataclass
 class EdgeApp:
@@ -44,6 +48,8 @@ class EdgeApp:
     background: Background
     classifier: IntentClassifier = field(default_factory=NoClassifier)
     policy: RoutePolicy = field(default_factory=CacheEverything)
+    # Called once per request after the response is built (metrics, logs): see edge.metrics.
+    observer: Observer | None = None
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.kv, self.clock, self.settings.jwt, frozenset(self.settings.tiers),
@@ -68,6 +74,8 @@ class EdgeApp:
                 response.headers.append((wire.ROUTE_HEADER, "blocked"))
         response.headers.append((wire.REQUEST_ID_HEADER, request_id))
         response.headers.append(("server-timing", timing.header()))
+        if self.observer is not None:
+            self.observer(request, response, timing, request_id)
         return response
 
     async def _chat(self, request: EdgeRequest, request_id: str, timing: Timing) -> EdgeResponse:
@@ -82,6 +90,7 @@ class EdgeApp:
 
         principal = await self.auth.authenticate(request.headers)
         timing.mark("auth")
+        timing.tenant = principal.tenant
         limit_headers = await self._rate_limit(principal)
         timing.mark("ratelimit")
 

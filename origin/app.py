@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   only with the edge's signature (shared.signing); 401 otherwise
     GET  /healthz               liveness, and which generator and KV writer run
+    GET  /metrics               Prometheus metrics (origin.metrics), summed over worker processes
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from origin import metrics
 from origin.generators.base import GenerationError, GenerationRequest, Generator
 from origin.writeback import AnswerWriter, KVAnswerWriter, expiration_for
 from shared import signing, wire
@@ -83,10 +86,12 @@ async def chat_completions(request: Request) -> Response:
     prompt_tokens = state.generator.count_prompt_tokens(gen_request)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
+    metrics.generation(state.generator.name, usage, elapsed)
     payload = wire.completion_body(text, model=chat.model, usage=usage)
     encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {"x-eaves-generator": state.generator.name, "x-eaves-generation-ms": f"{elapsed * 1000:.1f}"}
     headers["x-eaves-writeback"] = await _write_back(state, request.headers, encoded)
+    metrics.writeback(headers["x-eaves-writeback"])
     return Response(encoded, media_type="application/json", headers=headers)
 
 
@@ -131,7 +136,9 @@ async def healthz(request: Request) -> Response:
 
 def build_app(state: OriginState) -> Starlette:
     app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])])
+                            Route("/healthz", healthz, methods=["GET"]),
+                            Route("/metrics", metrics.metrics_endpoint, methods=["GET"])],
+                    middleware=[Middleware(metrics.ObserveRequests)])
     app.state.origin = state
     return app
 

@@ -25,6 +25,12 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ["EAVES_DATA_DIR"] = str(args.data_dir)
     os.environ["EAVES_ORIGIN_URL"] = args.origin
+    # Every worker writes its metrics here; emptied now, before any worker starts (see edge.emulator.metrics).
+    from edge.emulator.metrics import reset_directory
+
+    metrics_dir = args.data_dir.resolve() / "metrics" / "edge"
+    reset_directory(metrics_dir)
+    os.environ["EAVES_METRICS_DIR"] = str(metrics_dir)
     uvicorn.run("edge.emulator.asgi:create_app", factory=True, host=args.host, port=args.edge_port,
                 workers=args.workers, access_log=args.access_log, log_level="info")
     return 0

@@ -25,6 +25,12 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ["EAVES_DATA_DIR"] = str(args.data_dir)
     os.environ["EAVES_GENERATOR"] = args.generator
+    # prometheus_client's multiprocess mode: set before any worker imports it, emptied at each start.
+    from origin.metrics import reset_directory
+
+    metrics_dir = args.data_dir.resolve() / "metrics" / "origin"
+    reset_directory(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("origin.app:create_app", factory=True, host=args.host, port=args.origin_port,
                 workers=args.workers, access_log=args.access_log, log_level="info")
     return 0
