@@ -1,0 +1,1 @@
+"""Load tests: locust scenarios against the edge (``locustfile.py``) and the runner behind `eaves loadtest`."""
