@@ -54,9 +54,7 @@ class EdgeUser(HttpUser):
             except Exception as exc:  # a broken stream is the failure to report, whatever its type
                 response.failure(f"stream broke: {type(exc).__name__}")
                 return
-        if 200 <= status < 300:
-            response.success()
-        elif status == self.expected_refusal:
+        if 200 <= status < 300 or status == self.expected_refusal:
             response.success()
         else:
             response.failure(f"unexpected {status}: {_error_code(response)}")

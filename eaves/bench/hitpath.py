@@ -4,7 +4,8 @@ Three layers, each timed per request over many iterations:
 
     core/memory   ``EdgeApp.handle`` with the in-memory runtime (edge.memory): the platform-neutral logic
     core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
-    asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter
+    asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics,
+                  as the benchmark runs it (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
 
 and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), averaged.
 """
@@ -12,13 +13,15 @@ and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,28 +95,50 @@ def _segments(header: str | None, into: dict[str, float]) -> None:
         into[name] = into.get(name, 0.0) + float(dur) * 1000  # ms → µs
 
 
-async def _measure(name: str, call: Callable[[], Awaitable[EdgeResponse | None]], iterations: int,
-                   timing_header: Callable[[Any], str | None]) -> Sample:
-    for _ in range(min(2000, iterations)):  # warm: key cache, LMDB pages, branch predictors
-        await call()
-    durations: list[float] = []
-    totals: dict[str, float] = {}
+@dataclass
+class Layer:
+    """One way of calling the hit path: ``call`` does one request, ``timing_of`` finds its Server-Timing."""
+
+    name: str
+    call: Callable[[], Awaitable[Any]]
+    timing_of: Callable[[Any], str | None]
+    durations: list[float] = field(default_factory=list)
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def sample(self) -> Sample:
+        durations = sorted(self.durations)
+        n = len(durations)
+        return Sample(self.name, n, _percentile(durations, 0.50), _percentile(durations, 0.90),
+                      _percentile(durations, 0.99), statistics.fmean(durations),
+                      {k: v / n for k, v in self.totals.items()})
+
+
+async def _measure(layer: Layer, iterations: int) -> None:
+    call, timing_of, durations, totals = layer.call, layer.timing_of, layer.durations, layer.totals
     clock = time.perf_counter_ns
+    for _ in range(iterations):
+        start = clock()
+        result = await call()
+        durations.append((clock() - start) / 1000)
+        _segments(timing_of(result), totals)
+
+
+async def measure_interleaved(layers: list[Layer], iterations: int, chunks: int = 20) -> None:
+    """Time every layer, a chunk of iterations each in turn, so machine noise spreads over all of them."""
+    for layer in layers:
+        for _ in range(min(2000, iterations)):  # warm: key cache, LMDB pages, allocator
+            await layer.call()
+    per_chunk = max(1, iterations // chunks)
     gc_was_enabled = gc.isenabled()
+    gc.collect()
     gc.disable()  # a collection mid-sample is real but rare; keep the per-request figures steady
     try:
-        for _ in range(iterations):
-            start = clock()
-            result = await call()
-            durations.append((clock() - start) / 1000)
-            _segments(timing_header(result), totals)
+        for _ in range(chunks):
+            for layer in layers:
+                await _measure(layer, per_chunk)
     finally:
         if gc_was_enabled:
             gc.enable()
-    durations.sort()
-    return Sample(name, iterations, _percentile(durations, 0.50), _percentile(durations, 0.90),
-                  _percentile(durations, 0.99), statistics.fmean(durations),
-                  {k: v / iterations for k, v in totals.items()})
 
 
 def _check_hit(response: EdgeResponse) -> None:
@@ -126,7 +151,7 @@ def _settings() -> EdgeSettings:
     return EdgeSettings(origin_secret=b"bench", tiers=BENCH_TIERS)
 
 
-async def core_memory(iterations: int) -> Sample:
+async def core_memory() -> Layer:
     """``EdgeApp.handle`` over the in-memory runtime."""
     from edge.memory import CallbackOrigin
 
@@ -139,35 +164,35 @@ async def core_memory(iterations: int) -> Sample:
     await seed(kv, edge, api_key, [DEFAULT_PROMPT])
     request = hit_request(api_key)
     _check_hit(await edge.handle(request))
-    return await _measure("core/memory", lambda: edge.handle(request), iterations,
-                          lambda r: r.header("server-timing"))
+    return Layer("core/memory", lambda: edge.handle(request), lambda r: r.header("server-timing"))
 
 
-async def core_lmdb(iterations: int, data_dir: Path) -> Sample:
-    """``EdgeApp.handle`` over the emulator's LMDB KV and rate-limit counters."""
+async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]) -> Layer:
+    """``EdgeApp.handle`` over the emulator's LMDB KV and rate-limit counters, no observer."""
     from edge.emulator.asgi import build_local_edge
 
     edge, origin = build_local_edge(data_dir, {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}),
-                                               "EAVES_INTENT": "off"})
-    try:
-        api_key = new_api_key()
-        await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
-        request = hit_request(api_key)
-        _check_hit(await edge.handle(request))
-        return await _measure("core/lmdb", lambda: edge.handle(request), iterations,
-                              lambda r: r.header("server-timing"))
-    finally:
-        await origin.aclose()
+                                               "EAVES_INTENT": "off", "EAVES_LOG": "off"})
+    cleanup.append(origin.aclose)
+    api_key = new_api_key()
+    await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
+    request = hit_request(api_key)
+    _check_hit(await edge.handle(request))
+    return Layer("core/lmdb", lambda: edge.handle(request), lambda r: r.header("server-timing"))
 
 
-async def asgi_lmdb(iterations: int, data_dir: Path) -> Sample:
+async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]], *, name: str = "asgi/lmdb",
+                    metrics: bool = True, logs: bool = False) -> Layer:
     """The emulator's ASGI app called directly with one hit request (no sockets, no HTTP parsing)."""
     from edge.emulator.asgi import EdgeASGI
 
     environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
-               "EAVES_LOG": "off"}
+               "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off"}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
+    origin = app._origin
+    if origin is not None:
+        cleanup.append(origin.aclose)
     api_key = new_api_key()
     await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
     request = hit_request(api_key)
@@ -190,8 +215,8 @@ async def asgi_lmdb(iterations: int, data_dir: Path) -> Sample:
         return sent
 
     def timing_of(messages: list[dict[str, Any]]) -> str | None:
-        for name, value in messages[0]["headers"]:
-            if name == b"server-timing":
+        for header, value in messages[0]["headers"]:
+            if header == b"server-timing":
                 return str(value.decode())
         return None
 
@@ -199,26 +224,30 @@ async def asgi_lmdb(iterations: int, data_dir: Path) -> Sample:
     route = dict(messages[0]["headers"]).get(wire.ROUTE_HEADER.encode())
     if messages[0]["status"] != 200 or route != b"hit":
         raise RuntimeError(f"the ASGI hit-path benchmark did not get a hit: {messages}")
-    try:
-        return await _measure("asgi/lmdb", call, iterations, timing_of)
-    finally:
-        if app._origin is not None:
-            await app._origin.aclose()
+    return Layer(name, call, timing_of)
 
 
 def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sample]:
-    """All three layers, in one process, one after the other."""
+    """Every layer in one process, interleaved; log lines (the /logs layer) go to the null device."""
     async def main(root: Path) -> dict[str, Sample]:
-        results = {}
-        results["core/memory"] = await core_memory(iterations)
-        results["core/lmdb"] = await core_lmdb(iterations, root / "core")
-        results["asgi/lmdb"] = await asgi_lmdb(iterations, root / "asgi")
-        return results
+        cleanup: list[Callable[[], Awaitable[None]]] = []
+        try:
+            layers = [await core_memory(), await core_lmdb(root / "core", cleanup),
+                      await asgi_lmdb(root / "asgi", cleanup),
+                      await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
+                      await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True)]
+            await measure_interleaved(layers, iterations)
+        finally:
+            for close in cleanup:
+                await close()
+        return {layer.name: layer.sample() for layer in layers}
 
-    if data_dir is not None:
-        return asyncio.run(main(data_dir))
-    with tempfile.TemporaryDirectory(prefix="eaves-hitpath-") as tmp:
-        return asyncio.run(main(Path(tmp)))
+    # Log lines are measured written to a real (null) file, not a terminal.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        if data_dir is not None:
+            return asyncio.run(main(data_dir))
+        with tempfile.TemporaryDirectory(prefix="eaves-hitpath-") as tmp:
+            return asyncio.run(main(Path(tmp)))
 
 
 if __name__ == "__main__":

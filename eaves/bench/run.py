@@ -187,8 +187,9 @@ def start_ceiling(key: str, log_dir: Path) -> Server:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "ceiling.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "eaves.bench.ceiling", "--host", HOST, "--port", str(port),
-                                    "--key", key], stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "eaves.bench.ceiling", "--host", HOST, "--port", str(port)],
+                                   env={**os.environ, "EAVES_CEILING_KEY": key}, stdout=log_file,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     server = Server("ceiling", f"http://{HOST}:{port}", process, log_path)
     wait_healthy(server)
     return server
@@ -251,7 +252,8 @@ def _http_rounds(config: BenchConfig, result: BenchResult, data_dir: Path, serve
             result.emulator.append(run_wrk(stack.edge.url + CHAT, key, bodies, duration_s=config.duration_s,
                                            connections=config.connections, cpus=load_cpus))
         after = scrape(stack.edge.url)
-        result.edge_metrics = {route: after.get(route, 0.0) - before.get(route, 0.0) for route in after}
+        result.edge_metrics = {route: after[route] - before.get(route, 0.0) for route in after
+                               if after[route] != before.get(route, 0.0)}
     finally:
         stop_server(ceiling)
         stack_cm.__exit__(None, None, None)
@@ -280,16 +282,17 @@ def format_table(data: dict[str, Any]) -> str:
         lines.append("")
     lines.append(f"In-process hit path, {config['iterations']:,} iterations per layer (µs per request)")
     segment_names = ["auth", "ratelimit", "parse", "kv"]
-    header = f"| {'layer':<32} | {'p50':>6} | {'p90':>6} | {'p99':>6} | " + \
+    header = f"| {'layer':<36} | {'p50':>6} | {'p90':>6} | {'p99':>6} | " + \
         " | ".join(f"{s:>9}" for s in segment_names) + " | other |"
     lines.append(header)
     lines.append("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     labels = {"core/memory": "EdgeApp.handle, in-memory ports", "core/lmdb": "EdgeApp.handle, LMDB ports",
-              "asgi/lmdb": "ASGI app (EdgeASGI), LMDB ports"}
+              "asgi/lmdb": "ASGI app, LMDB, metrics on", "asgi/lmdb/no-metrics": "ASGI app, LMDB, metrics off",
+              "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs"}
     for name, sample in data["hit_path"].items():
         segments = sample["segments_us"]
         other = sample["mean_us"] - sum(segments.values())
-        lines.append(f"| {labels.get(name, name):<32} | {sample['p50_us']:>6.1f} | {sample['p90_us']:>6.1f} | "
+        lines.append(f"| {labels.get(name, name):<36} | {sample['p50_us']:>6.1f} | {sample['p90_us']:>6.1f} | "
                      f"{sample['p99_us']:>6.1f} | " + " | ".join(f"{segments.get(s, 0.0):>9.1f}" for s in segment_names)
                      + f" | {other:>5.1f} |")
     lines.append("(segments are means from Server-Timing; 'other' = mean minus segments: request id, headers, "

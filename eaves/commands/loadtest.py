@@ -12,7 +12,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("loadtest", help="run the locust scenarios against the edge and summarise per route")
     parser.add_argument("--users", type=int, default=20, help="simulated users (default: %(default)s)")
-    parser.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second (default: %(default)s)")
+    parser.add_argument("--spawn-rate", type=float, default=10.0,
+                        help="users started per second (default: %(default)s)")
     parser.add_argument("--run-time", type=int, default=30, help="seconds of load, at most 1800 (default: %(default)s)")
     parser.add_argument("--url", default=None,
                         help="an edge already running (127.0.0.1 only); default: start a fresh local stack")
