@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from edge import errors
 from edge.auth import Authenticator, Principal
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
+from edge.parsing import RequestParser
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, RateLimiter
 from edge.ratelimit import rate_limit_headers
 from edge.settings import EdgeSettings
 from edge.timing import Timing
 from shared import signing, wire
-from shared.cache_keys import AnswerScope, answer_key
 from shared.intent.routing import (
     CacheEverything,
     Intent,
@@ -55,6 +55,8 @@ class EdgeApp:
         self.auth = Authenticator(self.kv, self.clock, self.settings.jwt, frozenset(self.settings.tiers),
                                   self.settings.key_cache_ttl_s)
         self.versions = f"m:{self.classifier.version}|p:{self.policy.version}|t:{self.settings.prompt_version}"
+        self.parser = RequestParser(default_model=self.settings.default_model,
+                                    max_prompt_chars=self.settings.max_prompt_chars, versions=self.versions)
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
@@ -95,14 +97,9 @@ class EdgeApp:
         timing.mark("ratelimit")
 
         try:
-            chat = wire.parse_chat_request(request.body, default_model=settings.default_model,
-                                           max_prompt_chars=settings.max_prompt_chars)
+            chat, key = self.parser.parse(request.body, principal.tenant, request.headers.get("x-eaves-locale", ""))
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
-        locale = request.headers.get("x-eaves-locale", "")
-        scope = AnswerScope(principal.tenant, chat.model, chat.system + "\x1d" + chat.history, locale,
-                            self.versions)
-        key = answer_key(scope, chat.prompt)
         timing.mark("parse")
 
         entry = await self.kv.get(key)

@@ -7,7 +7,8 @@ Three layers, each timed per request over many iterations:
     asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics,
                   as the benchmark runs it (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
 
-and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), averaged.
+and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), as medians: on a
+shared machine a preempted request adds milliseconds to a mean but nothing to a median.
 """
 
 from __future__ import annotations
@@ -87,12 +88,12 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def _segments(header: str | None, into: dict[str, float]) -> None:
+def _segments(header: str | None, into: dict[str, list[float]]) -> None:
     if not header:
         return
     for part in header.split(", "):
         name, _, dur = part.partition(";dur=")
-        into[name] = into.get(name, 0.0) + float(dur) * 1000  # ms → µs
+        into.setdefault(name, []).append(float(dur) * 1000)  # ms → µs
 
 
 @dataclass
@@ -103,14 +104,14 @@ class Layer:
     call: Callable[[], Awaitable[Any]]
     timing_of: Callable[[Any], str | None]
     durations: list[float] = field(default_factory=list)
-    totals: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, list[float]] = field(default_factory=dict)
 
     def sample(self) -> Sample:
         durations = sorted(self.durations)
         n = len(durations)
         return Sample(self.name, n, _percentile(durations, 0.50), _percentile(durations, 0.90),
                       _percentile(durations, 0.99), statistics.fmean(durations),
-                      {k: v / n for k, v in self.totals.items()})
+                      {k: statistics.median(v) for k, v in self.totals.items()})
 
 
 async def _measure(layer: Layer, iterations: int) -> None:

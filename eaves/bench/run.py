@@ -291,12 +291,12 @@ def format_table(data: dict[str, Any]) -> str:
               "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs"}
     for name, sample in data["hit_path"].items():
         segments = sample["segments_us"]
-        other = sample["mean_us"] - sum(segments.values())
+        other = sample["p50_us"] - sum(segments.values())
         lines.append(f"| {labels.get(name, name):<36} | {sample['p50_us']:>6.1f} | {sample['p90_us']:>6.1f} | "
                      f"{sample['p99_us']:>6.1f} | " + " | ".join(f"{segments.get(s, 0.0):>9.1f}" for s in segment_names)
                      + f" | {other:>5.1f} |")
-    lines.append("(segments are means from Server-Timing; 'other' = mean minus segments: request id, headers, "
-                 "observer, adapter)")
+    lines.append("(segments: medians from Server-Timing; 'other' = p50 minus segments: request id, Timing, response "
+                 "headers, observer, ASGI adapter)")
     met = data.get("meets_targets", {})
     if met:
         lines.append("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))

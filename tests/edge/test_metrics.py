@@ -7,7 +7,7 @@ import json
 
 from edge import metrics
 from edge.logs import RequestLog, fan_out
-from edge.metrics import EdgeMetrics, hit_ratio, merge, origin_calls_saved, route_label
+from edge.metrics import EdgeMetrics, hit_ratio, merge, route_label
 from shared.jsonlog import JsonLineWriter
 from tests.world import make_world
 
@@ -84,4 +84,3 @@ class TestMerge:
         assert merged["durations"]["hit"] == [1.0, 3.0, 0.75]
         assert merged["breakers"] == {("origin", "open"): 1, ("origin", "closed"): 1}
         assert hit_ratio(merged["requests"]) == 5 / 6
-        assert origin_calls_saved(merged["requests"]) == 9
