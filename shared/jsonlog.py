@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# A JSON string literal, quotes included: the C encoder's own escaping, ~0.1 µs.
+quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def log_line(fields: dict[str, Any]) -> str:
@@ -30,7 +32,14 @@ class JsonLineWriter:
 
     def write(self, fields: dict[str, Any]) -> None:
         record = {"ts": round(self._clock(), 6), "service": self.service, **fields}
+        self.emit(log_line(record))
+
+    def emit(self, line: str) -> None:
+        """Write one ready-made line (see ``edge.logs`` for a hot path that formats its own)."""
         try:  # noqa: SIM105 -- contextlib.suppress costs more, and this runs once per request
-            (self._stream or sys.stdout).write(log_line(record))
+            (self._stream or sys.stdout).write(line)
         except (OSError, ValueError):
             pass  # a closed or full log stream must never fail a request
+
+    def now(self) -> float:
+        return self._clock()

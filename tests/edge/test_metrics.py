@@ -84,3 +84,16 @@ class TestMerge:
         assert merged["durations"]["hit"] == [1.0, 3.0, 0.75]
         assert merged["breakers"] == {("origin", "open"): 1, ("origin", "closed"): 1}
         assert hit_ratio(merged["requests"]) == 5 / 6
+
+
+async def test_log_line_escapes_what_clients_choose() -> None:
+    """A request id or tenant with quotes, backslashes or newlines still gives one valid JSON line."""
+    world = await make_world()
+    await world.add_key("odd", 'odd"tenant\n\\')
+    stream = io.StringIO()
+    world.edge.observer = RequestLog(JsonLineWriter("edge", stream)).observe
+    await world.chat(key="odd", headers={"x-request-id": 'id"\\'})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert line["tenant"] == 'odd"tenant\n\\' and line["request_id"] == 'id"\\'
