@@ -6,6 +6,7 @@ Three layers, each timed per request over many iterations:
     core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
     asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics,
                   as the benchmark runs it (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
+    ceiling/asgi  the ceiling app (Starlette routing, bearer check, JSON parse) called the same way
 
 and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), as medians: on a
 shared machine a preempted request adds milliseconds to a mean but nothing to a median.
@@ -197,6 +198,29 @@ async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
     api_key = new_api_key()
     await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
     request = hit_request(api_key)
+    call, timing_of = _asgi_caller(app, request)
+    messages = await call()
+    route = dict(messages[0]["headers"]).get(wire.ROUTE_HEADER.encode())
+    if messages[0]["status"] != 200 or route != b"hit":
+        raise RuntimeError(f"the ASGI hit-path benchmark did not get a hit: {messages}")
+    return Layer(name, call, timing_of)
+
+
+async def ceiling_app() -> Layer:
+    """The ceiling app (eaves.bench.ceiling) called the same way: what Starlette's routing, a bearer check
+    and a JSON parse cost in-process, to set beside the emulator's ASGI figure."""
+    from eaves.bench.ceiling import create_app
+
+    os.environ.setdefault("EAVES_CEILING_KEY", "ceiling")
+    app = create_app()
+    call, timing_of = _asgi_caller(app, hit_request(os.environ["EAVES_CEILING_KEY"]))
+    messages = await call()
+    if messages[0]["status"] != 200:
+        raise RuntimeError(f"the ceiling app refused the benchmark request: {messages}")
+    return Layer("ceiling/asgi", call, timing_of)
+
+
+def _asgi_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], str | None]]:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": CHAT_PATH, "raw_path": CHAT_PATH.encode(), "query_string": b"",
              "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8787),
@@ -221,11 +245,7 @@ async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
                 return str(value.decode())
         return None
 
-    messages = await call()
-    route = dict(messages[0]["headers"]).get(wire.ROUTE_HEADER.encode())
-    if messages[0]["status"] != 200 or route != b"hit":
-        raise RuntimeError(f"the ASGI hit-path benchmark did not get a hit: {messages}")
-    return Layer(name, call, timing_of)
+    return call, timing_of
 
 
 def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sample]:
@@ -236,7 +256,8 @@ def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sam
             layers = [await core_memory(), await core_lmdb(root / "core", cleanup),
                       await asgi_lmdb(root / "asgi", cleanup),
                       await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
-                      await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True)]
+                      await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True),
+                      await ceiling_app()]
             await measure_interleaved(layers, iterations)
         finally:
             for close in cleanup:

@@ -288,13 +288,17 @@ def format_table(data: dict[str, Any]) -> str:
     lines.append("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     labels = {"core/memory": "EdgeApp.handle, in-memory ports", "core/lmdb": "EdgeApp.handle, LMDB ports",
               "asgi/lmdb": "ASGI app, LMDB, metrics on", "asgi/lmdb/no-metrics": "ASGI app, LMDB, metrics off",
-              "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs"}
+              "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs",
+              "ceiling/asgi": "ceiling app (Starlette), same call"}
     for name, sample in data["hit_path"].items():
         segments = sample["segments_us"]
-        other = sample["p50_us"] - sum(segments.values())
+        if segments:
+            other = f"{sample['p50_us'] - sum(segments.values()):>5.1f}"
+            cells = " | ".join(f"{segments.get(s, 0.0):>9.1f}" for s in segment_names)
+        else:
+            other, cells = f"{'':>5}", " | ".join(f"{'-':>9}" for _ in segment_names)
         lines.append(f"| {labels.get(name, name):<36} | {sample['p50_us']:>6.1f} | {sample['p90_us']:>6.1f} | "
-                     f"{sample['p99_us']:>6.1f} | " + " | ".join(f"{segments.get(s, 0.0):>9.1f}" for s in segment_names)
-                     + f" | {other:>5.1f} |")
+                     f"{sample['p99_us']:>6.1f} | {cells} | {other} |")
     lines.append("(segments: medians from Server-Timing; 'other' = p50 minus segments: request id, Timing, response "
                  "headers, observer, ASGI adapter)")
     met = data.get("meets_targets", {})
