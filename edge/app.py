@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge import errors, jobs, streaming
@@ -22,12 +23,12 @@ from edge.breaker import CircuitBreaker
 from edge.coalesce import Coalescer
 from edge.freshness import CacheControl, freshness, parse_cache_control
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
+from edge.parsing import RequestParser
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
 from edge.ratelimit import rate_limit_headers
 from edge.settings import EdgeSettings
 from edge.timing import Timing
 from shared import signing, sse, wire
-from shared.cache_keys import AnswerScope, answer_key
 from shared.intent.routing import (
     CacheEverything,
     Intent,
@@ -44,6 +45,9 @@ ORIGIN_CHAT_PATH = "/v1/chat/completions"
 REFRESH_MARK_PREFIX = "rfr/"
 REFRESH_MARK_TTL_S = 60  # Workers KV's minimum; a refresh that takes longer may be repeated once
 
+# (request, response, timing, request id) -> None; must not raise, and must be cheap: it runs on every hit.
+Observer = Callable[[EdgeRequest, EdgeResponse, Timing, str], None]
+
 
 @dataclass
 class EdgeApp:
@@ -55,6 +59,8 @@ class EdgeApp:
     background: Background
     classifier: IntentClassifier = field(default_factory=NoClassifier)
     policy: RoutePolicy = field(default_factory=CacheEverything)
+    # Called once per request after the response is built (metrics, logs): see edge.metrics.
+    observer: Observer | None = None
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -67,6 +73,8 @@ class EdgeApp:
         self.stats: Counter[str] = Counter()
         self._refreshing: set[str] = set()
         self.coalescer = Coalescer()
+        self.parser = RequestParser(default_model=settings.default_model,
+                                    max_prompt_chars=settings.max_prompt_chars, versions=self.versions)
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
@@ -94,6 +102,8 @@ class EdgeApp:
             self.stats[route] += 1
         response.headers.append((wire.REQUEST_ID_HEADER, request_id))
         response.headers.append(("server-timing", timing.header()))
+        if self.observer is not None:
+            self.observer(request, response, timing, request_id)
         return response
 
     async def _chat(self, request: EdgeRequest, request_id: str, timing: Timing) -> EdgeResponse:
@@ -108,18 +118,14 @@ class EdgeApp:
 
         principal = await self.auth.authenticate(request.headers)
         timing.mark("auth")
+        timing.tenant = principal.tenant
         limit_headers = await self._rate_limit(principal)
         timing.mark("ratelimit")
 
         try:
-            chat = wire.parse_chat_request(request.body, default_model=settings.default_model,
-                                           max_prompt_chars=settings.max_prompt_chars)
+            chat, key = self.parser.parse(request.body, principal.tenant, request.headers.get("x-eaves-locale", ""))
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
-        locale = request.headers.get("x-eaves-locale", "")
-        scope = AnswerScope(principal.tenant, chat.model, chat.system + "\x1d" + chat.history, locale,
-                            self.versions)
-        key = answer_key(scope, chat.prompt)
         control = parse_cache_control(request.headers.get("cache-control"))
         timing.mark("parse")
 

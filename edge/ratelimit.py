@@ -26,10 +26,10 @@ class WindowState:
         if not raw:
             return None
         try:
-            window, current, previous = (int(x) for x in raw.split(b","))
+            window, current, previous = raw.split(b",")
+            return cls(int(window), int(current), int(previous))  # no generator: this runs on every request
         except ValueError:
             return None
-        return cls(window, current, previous)
 
 
 def sliding_window(state: WindowState | None, now: float, limit: int, window_s: int

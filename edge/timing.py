@@ -1,4 +1,8 @@
-"""Server-Timing (W3C): where each request's time went, per segment, in milliseconds."""
+"""Server-Timing (W3C): where each request's time went, per segment, in milliseconds.
+
+One ``Timing`` lives for one request; observers (metrics, logs) read it after the response is built,
+which is also why it carries the tenant: it is the one per-request object every step already sees.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ from collections.abc import Callable
 
 
 class Timing:
-    __slots__ = ("_clock", "_last", "_parts")
+    __slots__ = ("_clock", "_last", "_parts", "started", "tenant")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._last = clock()
+        self._last = self.started = clock()
         self._parts: list[tuple[str, float]] = []
+        self.tenant = ""  # set once the caller is authenticated; logs and metrics only, never a header
 
     def mark(self, segment: str) -> None:
         """Close the segment that ran since the previous mark."""
@@ -22,6 +27,15 @@ class Timing:
     def skip(self) -> None:
         """Start the next segment now, leaving out what ran since the last mark."""
         self._last = self._clock()
+
+    @property
+    def parts(self) -> list[tuple[str, float]]:
+        """(segment, seconds) in the order they ran."""
+        return self._parts
+
+    def elapsed(self) -> float:
+        """Seconds since the request started."""
+        return self._clock() - self.started
 
     def header(self) -> str:
         return ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in self._parts)

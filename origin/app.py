@@ -4,6 +4,7 @@
                                 ``stream: true`` → OpenAI-format SSE as the model produces it;
                                 with a signed job header → 202 at once, generated in the background.
     GET  /healthz               liveness, which generator and KV writer run, and the totals
+    GET  /metrics               Prometheus metrics (origin.metrics), summed over worker processes
 
 Identical requests in flight share one generation (``origin.flights``); the finished answer is
 stored once under the edge's cache key, the same bytes whether it was streamed or not.
@@ -23,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from origin import jobs
+from origin import jobs, metrics
 from origin.accounting import Prices, Totals, usage_block
 from origin.flights import Flight, Flights, request_key
 from origin.generators.base import GenerationError, GenerationRequest, Generator
@@ -128,6 +130,7 @@ async def chat_completions(request: Request) -> Response:
     flight, leader = state.flights.join(key, chat.model, run, f"chatcmpl-{uuid.uuid4().hex}")
     if not leader:
         state.totals.coalesced += 1
+        metrics.coalesced()
     headers = {"x-eaves-generator": state.generator.name, "x-eaves-coalesced": "leader" if leader else "follower"}
 
     if job is not None:
@@ -185,6 +188,7 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
     flight.usage = usage_block(prompt_tokens, completion_tokens, generation_s=elapsed, ttft_s=ttft,
                                generator=state.generator.name, prices=state.prices)
     state.totals.record(flight.usage)
+    metrics.generation(state.generator.name, flight.usage, elapsed)
     payload = wire.completion_body("".join(parts), model=flight.model, usage=flight.usage,
                                    completion_id=flight.completion_id, created=flight.created)
     flight.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -208,8 +212,10 @@ async def _write_back(state: OriginState, writeback: WriteBack, body: bytes) -> 
         # The answer is still good for this caller; only the next identical request pays again.
         state.totals.writeback_failures += 1
         log.error("write-back of %s failed: %s", writeback.key, exc)
+        metrics.writeback("failed")
         return "failed"
     state.totals.writebacks += 1
+    metrics.writeback("written")
     return "written"
 
 
@@ -249,7 +255,10 @@ def build_app(state: OriginState) -> Starlette:
             await close()
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+                            Route("/healthz", healthz, methods=["GET"]),
+                            Route("/metrics", metrics.metrics_endpoint, methods=["GET"])],
+                    lifespan=lifespan,
+                    middleware=[Middleware(metrics.ObserveRequests)])
     app.state.origin = state
     return app
 

@@ -33,12 +33,14 @@ _envs: dict[tuple[str, str], lmdb.Environment] = {}
 _envs_lock = threading.Lock()
 
 
-def open_env(path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE, durable: bool = True
-             ) -> lmdb.Environment:
+def open_env(path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE, durable: bool = True,
+             writemap: bool = False) -> lmdb.Environment:
     """One Environment per path and process (LMDB forbids opening the same env twice in a process).
 
     ``durable=False`` skips fsync (counters that may be lost on a power cut); without it the
     metadata page is still not synced, which keeps LMDB consistent but may lose the last commit.
+    ``writemap=True`` commits by writing into the shared mapping instead of with write() calls: a
+    write transaction costs ~3x less (measured: 6.9 -> 2.2 us), for stores written on every request.
     """
     resolved = str(Path(path).resolve())
     key = (resolved, str(os.getpid()))
@@ -47,7 +49,7 @@ def open_env(path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE, 
         if env is None:
             Path(resolved).mkdir(parents=True, exist_ok=True)
             env = lmdb.open(resolved, map_size=map_size, max_dbs=4, metasync=False, sync=durable,
-                            readahead=False, max_readers=512)
+                            readahead=False, max_readers=512, writemap=writemap)
             _envs[key] = env
         return env
 

@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Every worker writes its metrics here; emptied now, before any worker starts (see edge.emulator.metrics).
+    from edge.emulator.metrics import reset_directory
+
+    metrics_dir = args.data_dir.resolve() / "metrics" / "edge"
+    reset_directory(metrics_dir)
     return serve("edge.emulator.asgi:create_app", host=args.host, port=args.edge_port,
                  workers=args.workers, access_log=args.access_log,
-                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_ORIGIN_URL": args.origin})
+                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_ORIGIN_URL": args.origin,
+                      "EAVES_METRICS_DIR": str(metrics_dir)})

@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     generator = resolve_generator(args.generator)
     print(f"eaves origin: generator {describe_generator(generator)}", flush=True)
+    # prometheus_client's multiprocess mode: set before any worker imports it, emptied at each start.
+    from origin.metrics import reset_directory
+
+    metrics_dir = args.data_dir.resolve() / "metrics" / "origin"
+    reset_directory(metrics_dir)
     return serve("origin.app:create_app", host=args.host, port=args.origin_port,
                  workers=args.workers, access_log=args.access_log,
-                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_GENERATOR": generator})
+                 env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_GENERATOR": generator,
+                      "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})

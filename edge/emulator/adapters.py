@@ -22,7 +22,7 @@ class LmdbRateLimiter:
     one LMDB write transaction, which LMDB serialises across processes."""
 
     def __init__(self, path: Any, clock: Any = time.time) -> None:
-        self._env = open_env(path, map_size=64 << 20, durable=False)
+        self._env = open_env(path, map_size=64 << 20, durable=False, writemap=True)  # on every request
         self._db = self._env.open_db(b"ratelimit")
         self._clock = clock
 

@@ -15,7 +15,10 @@ from typing import Any
 from edge import errors
 from edge.app import EdgeApp
 from edge.emulator.adapters import AsyncLmdbKV, HttpxOriginClient, LmdbRateLimiter
+from edge.emulator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edge.emulator.metrics import MetricsExporter, exporter_from_env
 from edge.http import EdgeRequest, EdgeResponse
+from edge.logs import RequestLog, fan_out
 from edge.memory import SystemClock, TaskBackground
 from edge.settings import EdgeSettings
 from shared.kv_lmdb import LmdbKV
@@ -43,7 +46,13 @@ def load_intent() -> tuple[Any, Any]:
     return load_classifier(model), load_policy(policy)
 
 
-def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
+def logging_enabled(environ: dict[str, str]) -> bool:
+    """Per-request JSON log lines on stdout: on unless EAVES_LOG=off (the benchmark turns them off)."""
+    return environ.get("EAVES_LOG", "on").lower() not in ("off", "0", "false", "no")
+
+
+def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
+                     exporter: MetricsExporter | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
     environ = dict(os.environ if environ is None else environ)
     stack = LocalStack(data_dir)
     settings = EdgeSettings.from_mapping(environ)
@@ -60,6 +69,8 @@ def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None) -> t
         background=TaskBackground(),
         classifier=classifier,
         policy=policy,
+        observer=fan_out(exporter.metrics.observe if exporter else None,
+                         RequestLog().observe if logging_enabled(environ) else None),
     )
     return app, origin
 
@@ -70,10 +81,11 @@ class EdgeASGI:
         self._environ = environ
         self.edge: EdgeApp | None = None
         self._origin: HttpxOriginClient | None = None
+        self.metrics = exporter_from_env(dict(os.environ if environ is None else environ))
 
     def _ensure(self) -> EdgeApp:
         if self.edge is None:
-            self.edge, self._origin = build_local_edge(self._data_dir, self._environ)
+            self.edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics)
         return self.edge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,8 +104,12 @@ class EdgeASGI:
                 except Exception as exc:  # report, don't hang: uvicorn prints this and exits
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
+                if self.metrics is not None:
+                    self.metrics.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.metrics is not None:
+                    await self.metrics.stop()
                 if self._origin is not None:
                     await self._origin.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -101,6 +117,9 @@ class EdgeASGI:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self._ensure()
+        if scope["path"] == "/metrics" and self.metrics is not None:
+            await _send_metrics(self.metrics, send)
+            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         limit = edge.settings.max_body_bytes
         body = b""
@@ -137,6 +156,13 @@ async def _send_response(response: EdgeResponse, send: Send) -> None:
     except errors.EdgeError:
         pass  # the status line is gone; the stream's own error event (if any) was already relayed
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_metrics(exporter: MetricsExporter, send: Send) -> None:
+    body = exporter.render()
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", METRICS_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app() -> EdgeASGI:

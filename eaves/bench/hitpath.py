@@ -1,0 +1,277 @@
+"""The edge's in-process cache-hit path, measured without a network: what one hit costs the core.
+
+Three layers, each timed per request over many iterations:
+
+    core/memory   ``EdgeApp.handle`` with the in-memory runtime (edge.memory): the platform-neutral logic
+    core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
+    asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics,
+                  as the benchmark runs it (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
+    ceiling/asgi  the ceiling app (Starlette routing, bearer check, JSON parse) called the same way
+
+and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), as medians: on a
+shared machine a preempted request adds milliseconds to a mean but nothing to a median.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.app import CHAT_PATH, EdgeApp
+from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
+from edge.http import EdgeRequest, EdgeResponse
+from edge.memory import MemoryKV, MemoryRateLimiter, SystemClock, TaskBackground
+from edge.settings import EdgeSettings, Tier
+from shared import wire
+from shared.cache_keys import AnswerScope, answer_key
+
+TENANT = "bench"
+TIER = "bench"
+BENCH_TIERS = {TIER: Tier(1_000_000_000, 60)}  # the benchmark measures the hit path, not refusals
+DEFAULT_PROMPT = "How do I reset my password?"
+
+
+def chat_body(prompt: str, model: str = "eaves-default") -> bytes:
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}]}).encode()
+
+
+def answer_body(prompt: str, model: str = "eaves-default") -> bytes:
+    completion = wire.completion_body(f"A cached answer to: {prompt}", model=model,
+                                      completion_id="chatcmpl-bench", created=1_700_000_000)
+    return json.dumps(completion, separators=(",", ":")).encode()
+
+
+async def seed(kv: Any, edge: EdgeApp, api_key: str, prompts: list[str], ttl_s: int = 3600) -> None:
+    """Store the API key's record and a fresh cached answer for each prompt, as the origin would."""
+    await kv.put(KEY_PREFIX + api_key_hash(api_key), api_key_record(TENANT, TIER, "bench", time.time()))
+    now = time.time()
+    for prompt in prompts:
+        scope = AnswerScope(TENANT, "eaves-default", "\x1d", "", edge.versions)
+        answer = wire.CachedAnswer(answer_body(prompt), now, now + ttl_s, "oos")
+        await kv.put(answer_key(scope, prompt), answer.body, expiration_ttl=ttl_s, metadata=answer.metadata())
+
+
+def hit_request(api_key: str, prompt: str = DEFAULT_PROMPT) -> EdgeRequest:
+    headers = {"host": "127.0.0.1", "authorization": f"Bearer {api_key}", "content-type": "application/json",
+               "user-agent": "eaves-bench", "accept": "*/*"}
+    body = chat_body(prompt)
+    headers["content-length"] = str(len(body))
+    return EdgeRequest("POST", CHAT_PATH, headers, body)
+
+
+@dataclass
+class Sample:
+    name: str
+    n: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    mean_us: float
+    segments_us: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "p50_us": round(self.p50_us, 1), "p90_us": round(self.p90_us, 1),
+                "p99_us": round(self.p99_us, 1), "mean_us": round(self.mean_us, 1),
+                "segments_us": {k: round(v, 1) for k, v in self.segments_us.items()}}
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _segments(header: str | None, into: dict[str, list[float]]) -> None:
+    if not header:
+        return
+    for part in header.split(", "):
+        name, _, dur = part.partition(";dur=")
+        into.setdefault(name, []).append(float(dur) * 1000)  # ms → µs
+
+
+@dataclass
+class Layer:
+    """One way of calling the hit path: ``call`` does one request, ``timing_of`` finds its Server-Timing."""
+
+    name: str
+    call: Callable[[], Awaitable[Any]]
+    timing_of: Callable[[Any], str | None]
+    durations: list[float] = field(default_factory=list)
+    totals: dict[str, list[float]] = field(default_factory=dict)
+
+    def sample(self) -> Sample:
+        durations = sorted(self.durations)
+        n = len(durations)
+        return Sample(self.name, n, _percentile(durations, 0.50), _percentile(durations, 0.90),
+                      _percentile(durations, 0.99), statistics.fmean(durations),
+                      {k: statistics.median(v) for k, v in self.totals.items()})
+
+
+async def _measure(layer: Layer, iterations: int) -> None:
+    call, timing_of, durations, totals = layer.call, layer.timing_of, layer.durations, layer.totals
+    clock = time.perf_counter_ns
+    for _ in range(iterations):
+        start = clock()
+        result = await call()
+        durations.append((clock() - start) / 1000)
+        _segments(timing_of(result), totals)
+
+
+async def measure_interleaved(layers: list[Layer], iterations: int, chunks: int = 20) -> None:
+    """Time every layer, a chunk of iterations each in turn, so machine noise spreads over all of them."""
+    for layer in layers:
+        for _ in range(min(2000, iterations)):  # warm: key cache, LMDB pages, allocator
+            await layer.call()
+    per_chunk = max(1, iterations // chunks)
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()  # a collection mid-sample is real but rare; keep the per-request figures steady
+    try:
+        for _ in range(chunks):
+            for layer in layers:
+                await _measure(layer, per_chunk)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _check_hit(response: EdgeResponse) -> None:
+    if response.status != 200 or response.header(wire.ROUTE_HEADER) != "hit":
+        raise RuntimeError(f"the hit-path benchmark did not get a hit: {response.status} {response.headers} "
+                           f"{response.body!r}")
+
+
+def _settings() -> EdgeSettings:
+    return EdgeSettings(origin_secret=b"bench", tiers=BENCH_TIERS)
+
+
+async def core_memory() -> Layer:
+    """``EdgeApp.handle`` over the in-memory runtime."""
+    from edge.memory import CallbackOrigin
+
+    async def no_origin(request: Any) -> Any:
+        raise RuntimeError("the hit-path benchmark reached the origin")
+
+    kv = MemoryKV()
+    edge = EdgeApp(_settings(), kv, CallbackOrigin(no_origin), MemoryRateLimiter(), SystemClock(), TaskBackground())
+    api_key = new_api_key()
+    await seed(kv, edge, api_key, [DEFAULT_PROMPT])
+    request = hit_request(api_key)
+    _check_hit(await edge.handle(request))
+    return Layer("core/memory", lambda: edge.handle(request), lambda r: r.header("server-timing"))
+
+
+async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]) -> Layer:
+    """``EdgeApp.handle`` over the emulator's LMDB KV and rate-limit counters, no observer."""
+    from edge.emulator.asgi import build_local_edge
+
+    edge, origin = build_local_edge(data_dir, {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}),
+                                               "EAVES_INTENT": "off", "EAVES_LOG": "off"})
+    cleanup.append(origin.aclose)
+    api_key = new_api_key()
+    await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
+    request = hit_request(api_key)
+    _check_hit(await edge.handle(request))
+    return Layer("core/lmdb", lambda: edge.handle(request), lambda r: r.header("server-timing"))
+
+
+async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]], *, name: str = "asgi/lmdb",
+                    metrics: bool = True, logs: bool = False) -> Layer:
+    """The emulator's ASGI app called directly with one hit request (no sockets, no HTTP parsing)."""
+    from edge.emulator.asgi import EdgeASGI
+
+    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
+               "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off"}
+    app = EdgeASGI(data_dir, environ)
+    edge = app._ensure()
+    origin = app._origin
+    if origin is not None:
+        cleanup.append(origin.aclose)
+    api_key = new_api_key()
+    await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
+    request = hit_request(api_key)
+    call, timing_of = _asgi_caller(app, request)
+    messages = await call()
+    route = dict(messages[0]["headers"]).get(wire.ROUTE_HEADER.encode())
+    if messages[0]["status"] != 200 or route != b"hit":
+        raise RuntimeError(f"the ASGI hit-path benchmark did not get a hit: {messages}")
+    return Layer(name, call, timing_of)
+
+
+async def ceiling_app() -> Layer:
+    """The ceiling app (eaves.bench.ceiling) called the same way: what Starlette's routing, a bearer check
+    and a JSON parse cost in-process, to set beside the emulator's ASGI figure."""
+    from eaves.bench.ceiling import create_app
+
+    os.environ.setdefault("EAVES_CEILING_KEY", "ceiling")
+    app = create_app()
+    call, timing_of = _asgi_caller(app, hit_request(os.environ["EAVES_CEILING_KEY"]))
+    messages = await call()
+    if messages[0]["status"] != 200:
+        raise RuntimeError(f"the ceiling app refused the benchmark request: {messages}")
+    return Layer("ceiling/asgi", call, timing_of)
+
+
+def _asgi_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], str | None]]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": CHAT_PATH, "raw_path": CHAT_PATH.encode(), "query_string": b"",
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8787),
+             "headers": [(k.encode(), v.encode()) for k, v in request.headers.items()]}
+    body_message = {"type": "http.request", "body": request.body, "more_body": False}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return body_message
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> list[dict[str, Any]]:
+        sent.clear()
+        await app(scope, receive, send)
+        return sent
+
+    def timing_of(messages: list[dict[str, Any]]) -> str | None:
+        for header, value in messages[0]["headers"]:
+            if header == b"server-timing":
+                return str(value.decode())
+        return None
+
+    return call, timing_of
+
+
+def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sample]:
+    """Every layer in one process, interleaved; log lines (the /logs layer) go to the null device."""
+    async def main(root: Path) -> dict[str, Sample]:
+        cleanup: list[Callable[[], Awaitable[None]]] = []
+        try:
+            layers = [await core_memory(), await core_lmdb(root / "core", cleanup),
+                      await asgi_lmdb(root / "asgi", cleanup),
+                      await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
+                      await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True),
+                      await ceiling_app()]
+            await measure_interleaved(layers, iterations)
+        finally:
+            for close in cleanup:
+                await close()
+        return {layer.name: layer.sample() for layer in layers}
+
+    # Log lines are measured written to a real (null) file, not a terminal.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        if data_dir is not None:
+            return asyncio.run(main(data_dir))
+        with tempfile.TemporaryDirectory(prefix="eaves-hitpath-") as tmp:
+            return asyncio.run(main(Path(tmp)))
+
+
+if __name__ == "__main__":
+    for sample in run().values():
+        print(sample.name, json.dumps(sample.as_dict()))

@@ -1,0 +1,50 @@
+"""One JSON log line per edge request: request id, route, status, duration, tenant — never keys or prompts.
+
+Works on every runtime: it only needs something to write lines to (stdout locally, the Workers console
+in production). The same request id goes to the origin as ``x-request-id``, so both sides' lines join up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edge.http import EdgeRequest, EdgeResponse
+from edge.metrics import route_label
+from edge.timing import Timing
+from shared import wire
+from shared.jsonlog import JsonLineWriter, quote
+
+Observer = Callable[[EdgeRequest, EdgeResponse, Timing, str], None]
+
+
+class RequestLog:
+    def __init__(self, writer: JsonLineWriter | None = None) -> None:
+        self.writer = writer or JsonLineWriter("edge")
+
+    def observe(self, request: EdgeRequest, response: EdgeResponse, timing: Timing, request_id: str) -> None:
+        # Formatted by hand: json.dumps of the same record costs ~9 µs (float repr), this ~3 µs.
+        # Every value a client or tenant chose goes through the JSON encoder's string escaping.
+        status = response.status
+        writer = self.writer
+        segments = ",".join(f'"{name}":{seconds * 1000:.3f}' for name, seconds in timing.parts)
+        writer.emit(
+            f'{{"ts":{writer.now():.6f},"service":{quote(writer.service)},"request_id":{quote(request_id)},'
+            f'"method":{quote(request.method)},"path":{quote(request.path)},"status":{status},'
+            f'"route":{quote(route_label(response.header(wire.ROUTE_HEADER), status))},'
+            f'"intent":{quote(response.header(wire.INTENT_HEADER) or "")},"tenant":{quote(timing.tenant)},'
+            f'"duration_ms":{timing.elapsed() * 1000:.3f},"timing_ms":{{{segments}}}}}\n')
+
+
+def fan_out(*observers: Observer | None) -> Observer | None:
+    """One observer that calls each given one in turn (None when none are given)."""
+    chosen = [o for o in observers if o is not None]
+    if not chosen:
+        return None
+    if len(chosen) == 1:
+        return chosen[0]
+
+    def observe(request: EdgeRequest, response: EdgeResponse, timing: Timing, request_id: str) -> None:
+        for observer in chosen:
+            observer(request, response, timing, request_id)
+
+    return observe

@@ -1,0 +1,241 @@
+"""Run the locust scenarios headless for a bounded time and summarise them per route.
+
+Against a given edge URL (with keys given), or against a stack this module starts on 127.0.0.1 with the
+latency simulator behind it and two tenants: one with room for the whole test, one whose tier allows a
+handful of requests a minute (the over-the-limit client).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.metrics import CACHE_ROUTES, SAVED_ROUTES
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+LOADTEST_TIER = "loadtest"
+LOW_TIER = "low"
+LOW_LIMIT = 5  # requests per minute for the over-the-limit client's tenant
+INTENDED_REFUSALS = frozenset({"unauthorized", "rate_limited"})
+
+
+class LoadTestError(RuntimeError):
+    """The load test could not run (locust failed to start, the stack did not come up)."""
+
+
+@dataclass
+class LoadTestConfig:
+    users: int = 20
+    spawn_rate: float = 10.0
+    run_time_s: int = 30
+    url: str | None = None
+    key: str | None = None
+    low_key: str | None = None
+    out_dir: Path = Path("reports/loadtest")
+    edge_workers: int = 1
+    origin_workers: int = 1
+    data_dir: Path | None = None
+    sim_ttft_ms: int = 50
+
+
+@dataclass
+class RouteRow:
+    name: str
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rps: float
+
+
+@dataclass
+class LoadTestResult:
+    rows: list[RouteRow]
+    total: RouteRow | None
+    out_dir: Path
+    failures: list[dict[str, str]] = field(default_factory=list)
+    edge_metrics: dict[str, float] = field(default_factory=dict)
+    locust_exit: int = 0
+
+    @property
+    def by_route(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            route = row.name.removesuffix(" (stream)")
+            counts[route] = counts.get(route, 0) + row.requests
+        return counts
+
+    @property
+    def hit_ratio(self) -> float:
+        counts = self.by_route
+        lookups = sum(v for k, v in counts.items() if k in CACHE_ROUTES)
+        return (counts.get("hit", 0) + counts.get("stale", 0)) / lookups if lookups else 0.0
+
+    @property
+    def origin_calls_saved(self) -> int:
+        return sum(v for k, v in self.by_route.items() if k in SAVED_ROUTES)
+
+    @property
+    def unexpected_failures(self) -> int:
+        return sum(row.failures for row in self.rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"routes": [row.__dict__ for row in self.rows], "total": self.total.__dict__ if self.total else None,
+                "hit_ratio": round(self.hit_ratio, 4), "origin_calls_saved": self.origin_calls_saved,
+                "unexpected_failures": self.unexpected_failures, "failures": self.failures,
+                "edge_metrics": self.edge_metrics, "out_dir": str(self.out_dir)}
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+def read_stats(csv_prefix: Path) -> tuple[list[RouteRow], RouteRow | None]:
+    rows, total = [], None
+    with open(f"{csv_prefix}_stats.csv", newline="") as handle:
+        for record in csv.DictReader(handle):
+            row = RouteRow(record["Name"], int(record["Request Count"]), int(record["Failure Count"]),
+                           _number(record["50%"]), _number(record["95%"]), _number(record["99%"]),
+                           _number(record["Requests/s"]))
+            if record["Name"] == "Aggregated":
+                total = row
+            else:
+                rows.append(row)
+    rows.sort(key=lambda r: -r.requests)
+    return rows, total
+
+
+def read_failures(csv_prefix: Path) -> list[dict[str, str]]:
+    try:
+        with open(f"{csv_prefix}_failures.csv", newline="") as handle:
+            return [{"name": r["Name"], "error": r["Error"], "occurrences": r["Occurrences"]}
+                    for r in csv.DictReader(handle)]
+    except FileNotFoundError:
+        return []
+
+
+def scrape_routes(url: str) -> dict[str, float]:
+    """Requests by route as the edge's own /metrics counts them (empty if it has none)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("eaves_edge_requests_total{") and 'route="' in line:
+            route = line.split('route="', 1)[1].split('"', 1)[0]
+            counts[route] = counts.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def run_locust(config: LoadTestConfig, url: str, key: str, low_key: str) -> LoadTestResult:
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = out / "locust"
+    before = scrape_routes(url)
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+               "-u", str(config.users), "-r", str(config.spawn_rate), "-t", f"{config.run_time_s}s",
+               "--stop-timeout", "5", "--host", url, "--csv", str(prefix), "--html", str(out / "report.html"),
+               "--loglevel", "WARNING"]
+    env = {**os.environ, "EAVES_LOADTEST_KEY": key, "EAVES_LOADTEST_LOW_KEY": low_key}
+    project_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
+    with (out / "locust.log").open("wb") as log:
+        try:
+            proc = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=config.run_time_s + 90, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise LoadTestError(f"locust did not stop within {config.run_time_s + 90}s; see {out / 'locust.log'}") \
+                from exc
+    if not Path(f"{prefix}_stats.csv").exists():
+        raise LoadTestError(f"locust wrote no statistics (exit {proc.returncode}); see {out / 'locust.log'}:\n"
+                            + (out / "locust.log").read_text(errors="replace")[-2000:])
+    rows, total = read_stats(prefix)
+    after = scrape_routes(url)
+    metrics = {route: after.get(route, 0.0) - before.get(route, 0.0) for route in after}
+    return LoadTestResult(rows, total, out, read_failures(prefix), metrics, proc.returncode)
+
+
+def create_key(data_dir: Path, tenant: str, tier: str) -> str:
+    from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
+    from shared.kv_lmdb import LmdbKV, close_env
+    from shared.local_stack import LocalStack
+
+    stack = LocalStack(data_dir)
+    stack.config()
+    key = new_api_key()
+    LmdbKV(stack.kv_path).put(KEY_PREFIX + api_key_hash(key), api_key_record(tenant, tier, tenant, time.time()))
+    close_env(stack.kv_path)
+    return key
+
+
+@contextlib.contextmanager
+def local_stack(config: LoadTestConfig) -> Iterator[tuple[str, str, str]]:
+    """A fresh stack on 127.0.0.1 with the two load-test tenants; yields (edge URL, key, low key)."""
+    from eaves.stack import running_stack
+
+    with contextlib.ExitStack() as stack:
+        if config.data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eaves-loadtest-")))
+        else:
+            data_dir = config.data_dir
+        key = create_key(data_dir, "loadtest", LOADTEST_TIER)
+        low_key = create_key(data_dir, "loadtest-low", LOW_TIER)
+        tiers = {LOADTEST_TIER: {"limit": 10**7, "window_s": 60}, LOW_TIER: {"limit": LOW_LIMIT, "window_s": 60},
+                 "free": {"limit": 60, "window_s": 60}, "pro": {"limit": 600, "window_s": 60}}
+        env = {"EAVES_TIERS": json.dumps(tiers), "EAVES_SIM_TTFT_MS": str(config.sim_ttft_ms),
+               "EAVES_SIM_TOKENS_PER_S": "400"}
+        running = stack.enter_context(running_stack(data_dir, env=env, edge_workers=config.edge_workers,
+                                                    origin_workers=config.origin_workers))
+        assert running.edge is not None
+        yield running.edge.url, key, low_key
+        with contextlib.suppress(OSError):
+            (config.out_dir / "logs").mkdir(parents=True, exist_ok=True)
+            for server in running.servers:
+                (config.out_dir / "logs" / server.log_path.name).write_bytes(server.log_path.read_bytes())
+
+
+def run(config: LoadTestConfig) -> LoadTestResult:
+    if config.url:
+        if not config.key:
+            raise LoadTestError("--url needs --key (and --low-key for the over-the-limit client)")
+        return run_locust(config, config.url.rstrip("/"), config.key, config.low_key or config.key)
+    with local_stack(config) as (url, key, low_key):
+        return run_locust(config, url, key, low_key)
+
+
+def format_table(result: LoadTestResult) -> str:
+    lines = [f"| {'route':<22} | {'requests':>8} | {'failures':>8} | {'p50 ms':>7} | {'p95 ms':>7} | {'p99 ms':>7} | "
+             f"{'req/s':>7} |",
+             f"|{'-' * 24}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|"]
+    rows = list(result.rows) + ([result.total] if result.total else [])
+    for row in rows:
+        name = "all" if row.name == "Aggregated" else row.name
+        lines.append(f"| {name:<22} | {row.requests:>8} | {row.failures:>8} | {row.p50_ms:>7.0f} | "
+                     f"{row.p95_ms:>7.0f} | {row.p99_ms:>7.0f} | {row.rps:>7.1f} |")
+    lines.append(f"hit ratio (hit+stale)/(hit+stale+miss): {result.hit_ratio:.1%}; origin calls saved (hit, stale, "
+                 f"edge, blocked): {result.origin_calls_saved}; intended refusals (401, 429) count as successes")
+    if result.edge_metrics:
+        routes = ", ".join(f"{k}={v:,.0f}" for k, v in sorted(result.edge_metrics.items()) if v)
+        lines.append(f"edge /metrics over the run: {routes}")
+    lines.append(f"unexpected failures: {result.unexpected_failures}")
+    for failure in result.failures[:10]:
+        lines.append(f"  {failure['occurrences']}x {failure['name']}: {failure['error']}")
+    lines.append(f"locust CSV and HTML report: {result.out_dir}/locust_stats.csv, {result.out_dir}/report.html")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Edge metrics: counted once per request by route and status, merged across processes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from edge import metrics
+from edge.logs import RequestLog, fan_out
+from edge.metrics import EdgeMetrics, hit_ratio, merge, route_label
+from shared.jsonlog import JsonLineWriter
+from tests.world import make_world
+
+
+class TestRouteLabel:
+    def test_route_header_wins(self) -> None:
+        """A request the edge served is labelled with its x-edge-route value, whatever it is."""
+        assert route_label("hit", 200) == "hit"
+        assert route_label("a-route-added-later", 200) == "a-route-added-later"
+
+    def test_refusals_are_named(self) -> None:
+        """Refusals that carry no route header get a name from their status."""
+        assert route_label(None, 401) == "unauthorized"
+        assert route_label(None, 429) == "rate_limited"
+        assert route_label(None, 502) == "error"
+        assert route_label(None, 400) == "rejected"
+
+
+class TestObserver:
+    async def test_counts_each_request_once_by_route(self) -> None:
+        """A miss, a hit and a bad key are counted once each, under their routes, with durations and segments."""
+        world = await make_world()
+        counts = EdgeMetrics()
+        world.edge.observer = counts.observe
+        await world.chat("How do I reset my password?")
+        await world.chat("How do I reset my password?")
+        await world.chat("hello", key="eav_unknown")
+        assert counts.requests == {("miss", "200"): 1, ("hit", "200"): 1, ("unauthorized", "401"): 1}
+        assert sum(counts.durations["hit"][:-1]) == 1
+        assert counts.segments["kv"][0] == 2 and counts.segments["origin"][0] == 1
+
+    async def test_log_line_has_request_id_and_no_secrets(self) -> None:
+        """The JSON log line names request id, route and tenant, and carries neither the key nor the prompt."""
+        world = await make_world()
+        stream = io.StringIO()
+        world.edge.observer = RequestLog(JsonLineWriter("edge", stream)).observe
+        response = await world.chat("my secret question", headers={"x-request-id": "req-123"})
+        line = json.loads(stream.getvalue())
+        assert line["request_id"] == "req-123" == response.header("x-request-id")
+        assert line["route"] == "miss" and line["tenant"] == "acme" and line["status"] == 200
+        assert "secret" not in stream.getvalue() and world.keys["acme"] not in stream.getvalue()
+
+    async def test_fan_out_calls_every_observer(self) -> None:
+        """Metrics and logs both see a request when fanned out."""
+        world = await make_world()
+        first, second = EdgeMetrics(), EdgeMetrics()
+        world.edge.observer = fan_out(first.observe, None, second.observe)
+        await world.chat()
+        assert first.requests == second.requests == {("miss", "200"): 1}
+
+
+class TestApiForOthers:
+    def test_fallback_and_breaker_state(self) -> None:
+        """The module-level API feeds the process's metrics."""
+        before = metrics.METRICS.fallbacks.get("origin_timeout", 0)
+        metrics.fallback("origin_timeout")
+        metrics.breaker_state("origin", "open")
+        assert metrics.METRICS.fallbacks["origin_timeout"] == before + 1
+        assert metrics.METRICS.breakers["origin"] == "open"
+
+
+class TestMerge:
+    def test_sums_counters_and_histograms_and_counts_breaker_states(self) -> None:
+        """Two processes' snapshots add up; breaker states become per-state process counts."""
+        a, b = EdgeMetrics(), EdgeMetrics()
+        a.requests = {("hit", "200"): 3, ("miss", "200"): 1}
+        b.requests = {("hit", "200"): 2, ("edge", "200"): 4}
+        a.durations = {"hit": [1.0, 2.0, 0.5]}
+        b.durations = {"hit": [0.0, 1.0, 0.25]}
+        a.breaker_state("origin", "open")
+        b.breaker_state("origin", "closed")
+        merged = merge([json.loads(json.dumps(a.snapshot())), json.loads(json.dumps(b.snapshot()))])
+        assert merged["requests"][("hit", "200")] == 5
+        assert merged["durations"]["hit"] == [1.0, 3.0, 0.75]
+        assert merged["breakers"] == {("origin", "open"): 1, ("origin", "closed"): 1}
+        assert hit_ratio(merged["requests"]) == 5 / 6
+
+
+async def test_log_line_escapes_what_clients_choose() -> None:
+    """A request id or tenant with quotes, backslashes or newlines still gives one valid JSON line."""
+    world = await make_world()
+    await world.add_key("odd", 'odd"tenant\n\\')
+    stream = io.StringIO()
+    world.edge.observer = RequestLog(JsonLineWriter("edge", stream)).observe
+    await world.chat(key="odd", headers={"x-request-id": 'id"\\'})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert line["tenant"] == 'odd"tenant\n\\' and line["request_id"] == 'id"\\'

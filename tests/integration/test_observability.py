@@ -1,0 +1,66 @@
+"""Metrics and logs on real servers with two worker processes each: counts add up, request ids join."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eaves.stack import running_stack
+from tests.integration.conftest import create_key
+
+pytestmark = pytest.mark.integration
+
+
+def route_counts(url: str) -> dict[str, float]:
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("eaves_edge_requests_total{"):
+            route = line.split('route="', 1)[1].split('"', 1)[0]
+            counts[route] = counts.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def chat_counts(url: str) -> dict[str, float]:
+    return {route: count for route, count in route_counts(url).items() if route != "other"}
+
+
+def test_two_workers_metrics_sum_and_request_id_reaches_origin_log(tmp_path: Path) -> None:
+    """With 2 edge and 2 origin workers, /metrics counts every request once and both logs share request ids."""
+    key = create_key(tmp_path, "obs", "pro")
+    env = {"EAVES_SIM_TTFT_MS": "5", "EAVES_SIM_TOKENS_PER_S": "5000", "EAVES_INTENT": "off"}
+    with running_stack(tmp_path, env=env, edge_workers=2, origin_workers=2) as stack:
+        assert stack.edge and stack.origin
+        headers = {"authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=stack.edge.url, timeout=30) as client:
+            for i in range(30):
+                # a fresh connection each time, so the kernel spreads requests over both workers
+                response = httpx.post(stack.edge.url + "/v1/chat/completions", headers=headers,
+                                      json={"messages": [{"role": "user", "content": f"question {i % 10}"}]})
+                assert response.status_code == 200
+            last_id = response.headers["x-request-id"]
+            assert client.post("/v1/chat/completions", headers={"authorization": "Bearer eav_bad"},
+                               json={"messages": [{"role": "user", "content": "x"}]}).status_code == 401
+        expected = {"miss": 10.0, "hit": 20.0, "unauthorized": 1.0}
+        deadline = time.monotonic() + 10
+        # /healthz (the stack's readiness probe) counts under "other"; only the chat routes matter here.
+        while (counts := chat_counts(stack.edge.url)) != expected and time.monotonic() < deadline:
+            time.sleep(0.3)  # other workers flush their counts about once a second
+        assert counts == expected
+        origin_metrics = urllib.request.urlopen(stack.origin.url + "/metrics", timeout=10).read().decode()
+        assert 'eaves_origin_generations_total{generator="simulator"} 10.0' in origin_metrics
+        assert 'eaves_origin_writebacks_total{result="written"} 10.0' in origin_metrics
+    edge_lines = [json.loads(line) for line in (tmp_path / "logs" / "edge.log").read_text().splitlines()
+                  if line.startswith("{")]
+    origin_lines = [json.loads(line) for line in (tmp_path / "logs" / "origin.log").read_text().splitlines()
+                    if line.startswith("{")]
+    misses = {line["request_id"] for line in edge_lines if line["route"] == "miss"}
+    at_origin = {line["request_id"] for line in origin_lines if line["path"] == "/v1/chat/completions"}
+    assert len(misses) == 10 and misses == at_origin
+    assert any(line["request_id"] == last_id and line["route"] == "hit" for line in edge_lines)
+    assert key not in (tmp_path / "logs" / "edge.log").read_text()

@@ -1,0 +1,45 @@
+"""Origin metrics and request log: tokens and cost counted, the edge's request id carried through."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from origin import metrics
+from origin.app import OriginState, build_app
+from origin.generators.simulator import SimulatedGenerator
+from origin.writeback import NoWriter
+from tests.origin.test_app import BODY, SECRET, signed_headers
+
+
+def value(text: str, prefix: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_generation_counts_tokens_and_cost_and_logs_request_id(capsys: pytest.CaptureFixture[str]) -> None:
+    """A generation adds its tokens and estimated cost; the log line and the response carry x-request-id."""
+    sim = SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, answer_tokens=8)
+    app = build_app(OriginState(generator=sim, writer=NoWriter(), secret=SECRET))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://o") as client:
+        before = (await client.get("/metrics")).text
+        response = await client.post("/v1/chat/completions", content=BODY,
+                                     headers=signed_headers(extra={"x-request-id": "req-42", "x-eaves-tenant": "t"}))
+        after = (await client.get("/metrics")).text
+    assert response.status_code == 200 and response.headers["x-request-id"] == "req-42"
+    completion = 'eaves_origin_tokens_total{kind="completion"}'
+    assert value(after, completion) - value(before, completion) == 8
+    cost = "eaves_origin_estimated_cost_usd_total"
+    assert value(after, cost) > value(before, cost)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    chat = [line for line in lines if line["path"] == "/v1/chat/completions"]
+    assert chat == [{**chat[0], "request_id": "req-42", "tenant": "t", "status": 200, "service": "origin"}]
+
+
+def test_estimated_cost_uses_prices_per_million() -> None:
+    """Cost is tokens times the configured price per million tokens."""
+    assert metrics.estimated_cost(1_000_000, 0) == metrics.DEFAULT_PRICE_PROMPT_PER_MTOK
