@@ -68,7 +68,7 @@ eaves is up.
 Try it (the second run is answered from the edge's KV: x-edge-route: hit):
   curl -si {edge_url}/v1/chat/completions \\
     -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
-    -d '{{"model": "eaves-default", "messages": [{{"role": "user", "content": "How do I reset my password?"}}]}}'
+    -d '{{"model": "eaves-default", "messages": [{{"role": "user", "content": "How do I cook rice?"}}]}}'
 
 Press Ctrl-C to stop.
 """
