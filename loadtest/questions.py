@@ -9,14 +9,27 @@ import itertools
 import random
 import uuid
 
-_TOPICS = ("my password", "my subscription", "my order", "my invoice", "two-factor authentication", "my email address",
-           "my billing details", "my account", "a refund", "the mobile app", "my delivery address", "the API",
-           "my team's seats", "data export", "the free trial", "my username", "notifications", "dark mode",
-           "the browser extension", "my payment card")
-_ASKS = ("How do I reset {}?", "How do I change {}?", "Where can I find {}?", "Why can't I update {}?",
-         "What happens to {} when I cancel?", "Can support help me with {}?", "Is there a guide for {}?",
-         "How long does it take to change {}?", "Who can see {}?", "How do I turn off {}?")
-POPULAR = [ask.format(topic) for topic, ask in itertools.product(_TOPICS, _ASKS)]  # 200 questions
+# Questions whose answers are the same for everyone, in intents the shipped policy caches (recipes,
+# definitions, fun facts, substitutions...): what repeat visitors ask. tests/loadtest checks that the
+# shipped model and policy route them to the cache.
+_FOODS = ("rice", "pancakes", "lasagna", "risotto", "banana bread", "chicken curry", "pad thai", "falafel",
+          "tomato soup", "brownies")
+_WORDS = ("ephemeral", "serendipity", "ubiquitous", "latency", "idempotent", "cache", "gateway", "quantum",
+          "entropy", "paradigm")
+_ANIMALS = ("octopuses", "owls", "sharks", "honey bees", "penguins", "elephants", "dolphins", "crows",
+            "tardigrades", "koalas")
+_INGREDIENTS = ("butter", "eggs", "buttermilk", "baking soda", "heavy cream", "sour cream", "honey", "cornstarch",
+                "yeast", "brown sugar")
+_ASKS = (
+    (("How do I cook {}?", "Give me a recipe for {}", "How many calories are in {}?", "How long should I cook {}?",
+      "Is {} healthy?", "How long does {} keep in the fridge?"), _FOODS),
+    (("What does the word {} mean?", "Define {}", "How do you say {} in Spanish?", "How do you spell {}?"), _WORDS),
+    (("Tell me a fun fact about {}", "What is an interesting fact about {}?"), _ANIMALS),
+    (("What can I use instead of {}?", "What is a good substitute for {} when baking?"), _INGREDIENTS),
+)
+# 140 questions, interleaved so the most popular ranks span every kind of question.
+POPULAR = [q for group in itertools.zip_longest(*[[ask.format(item) for ask in asks for item in items]
+                                                  for asks, items in _ASKS]) for q in group if q]
 SMALL_TALK = ("hi", "hello", "thanks", "thank you!", "good morning", "hey there", "bye", "ok thanks",
               "how are you?", "who are you?")
 
@@ -36,8 +49,8 @@ class Zipf:
 
 def new_question(rng: random.Random | None = None) -> str:
     """A question nobody asked before: always a miss, so the origin pays for it."""
-    topic = (rng or random).choice(_TOPICS)
-    return f"Question {uuid.uuid4().hex[:12]}: what should I know about {topic}?"
+    food = (rng or random).choice(_FOODS)
+    return f"Question {uuid.uuid4().hex[:12]}: how do I cook {food}?"
 
 
 def chat_payload(prompt: str, *, stream: bool = False, model: str = "eaves-default") -> dict[str, object]:
