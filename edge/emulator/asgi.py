@@ -37,10 +37,8 @@ def load_intent() -> tuple[Any, Any]:
         ttl = int(os.environ.get("EAVES_CACHE_TTL_S", "3600"))
         stale = int(os.environ.get("EAVES_CACHE_STALE_S", "300"))
         return NoClassifier(), CacheEverything(ttl_s=ttl, stale_s=stale)
-    try:
-        from shared.intent import load_classifier, load_policy
-    except ImportError:
-        return NoClassifier(), CacheEverything()
+    from shared.intent import load_classifier, load_policy
+
     model = os.environ.get("EAVES_INTENT_MODEL") or None
     policy = os.environ.get("EAVES_POLICY") or None
     return load_classifier(model), load_policy(policy)
