@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from pathlib import Path
 
@@ -104,3 +105,39 @@ def test_failing_origin_is_covered(tmp_path: Path) -> None:
         statuses = [ask(stack, key, f"q{i}").status_code for i in range(4)]
         assert statuses == [502, 502, 502, 503]
         assert answer_keys(tmp_path) == []
+
+
+def test_origin_killed_mid_stream_then_restarted(tmp_path: Path) -> None:
+    """SIGKILL of the origin while it streams: the client sees an SSE error event (no hang, no clean end), the
+    KV keeps nothing of the half answer, and after a restart the same question streams whole, then hits."""
+    env = {**ENV, "EAVES_SIM_TTFT_MS": "10", "EAVES_SIM_TOKENS_PER_S": "30", "EAVES_SIM_ANSWER_TOKENS": "60",
+           "EAVES_HEARTBEAT_S": "30"}
+    body = {"stream": True, "messages": [{"role": "user", "content": "a long streamed answer"}]}
+    with running_stack(tmp_path, env=env) as stack:
+        assert stack.origin and stack.edge
+        key = create_key(tmp_path, "stream-crash")
+        url = stack.edge.url + "/v1/chat/completions"
+        headers = {"authorization": f"Bearer {key}"}
+        events: list[str] = []
+        started = time.monotonic()
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+            assert response.status_code == 200 and response.headers["x-edge-route"] == "miss"
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                if len(events) == 5:
+                    kill_server(stack.origin)
+        assert time.monotonic() - started < 20
+        assert len(events) > 5 and "[DONE]" not in events
+        last = json.loads(events[-1])
+        assert last["error"]["code"] in ("origin_stream_broken", "origin_stream_truncated")
+        assert answer_keys(tmp_path) == []
+
+        restart_server(stack.origin)
+        time.sleep(1.1)  # the breaker's cooldown, in case the kill counted as a failure
+        fast = {**body, "messages": [{"role": "user", "content": "a short streamed answer"}]}
+        whole = httpx.post(url, json=fast, headers=headers, timeout=30)
+        assert whole.headers["x-edge-route"] == "miss"
+        assert whole.text.rstrip().endswith("data: [DONE]")
+        again = httpx.post(url, json=fast, headers=headers, timeout=30)
+        assert again.headers["x-edge-route"] == "hit" and again.text.rstrip().endswith("data: [DONE]")
