@@ -14,19 +14,19 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """US dollars per 1,000 tokens: an estimate for comparing routes, not a bill."""
+    """US dollars per million tokens: an estimate for comparing routes, not a bill."""
 
-    prompt_per_1k: float = 0.0005
-    completion_per_1k: float = 0.0015
+    prompt_per_mtok: float = 0.50
+    completion_per_mtok: float = 1.50
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> Prices:
         default = cls()
-        return cls(float(environ.get("EAVES_PRICE_PROMPT_PER_1K", default.prompt_per_1k)),
-                   float(environ.get("EAVES_PRICE_COMPLETION_PER_1K", default.completion_per_1k)))
+        return cls(float(environ.get("EAVES_PRICE_PROMPT_PER_MTOK", default.prompt_per_mtok)),
+                   float(environ.get("EAVES_PRICE_COMPLETION_PER_MTOK", default.completion_per_mtok)))
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return prompt_tokens / 1000 * self.prompt_per_1k + completion_tokens / 1000 * self.completion_per_1k
+        return (prompt_tokens * self.prompt_per_mtok + completion_tokens * self.completion_per_mtok) / 1e6
 
 
 def usage_block(prompt_tokens: int, completion_tokens: int, *, generation_s: float, ttft_s: float | None,

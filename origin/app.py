@@ -179,6 +179,10 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
         state.totals.generation_failures += 1
         log.warning("generation failed: %s", exc)
         raise
+    if not "".join(parts).strip():
+        # An empty answer is a failed generation: cached, it would be served to everyone who asks.
+        state.totals.generation_failures += 1
+        raise GenerationError("the model produced no text")
     elapsed = time.perf_counter() - flight.started
     prompt_tokens = state.generator.count_prompt_tokens(request)
     if exact:

@@ -29,7 +29,10 @@ log = logging.getLogger("eaves.origin.llama")
 
 DEFAULT_SYSTEM = "Below are questions with helpful, accurate answers."
 # Where a base model would start the next turn; one paragraph per answer keeps a 270M model on topic.
-STOP = ["\nQuestion:", "\nquestion:", "\n\n", "<end_of_turn>", "<eos>"]
+STOP = ["\nQuestion:", "\nquestion:", "<end_of_turn>", "<eos>"]
+# The end of the answer's first paragraph, checked here rather than as a llama.cpp stop string: the model
+# often opens with a blank line ("Write a story..." -> "\n\nOnce..."), which would end it before it began.
+PARAGRAPH_END = "\n\n"
 
 
 def llama_available() -> bool:
@@ -143,7 +146,14 @@ class LlamaGenerator:
                         break
                     if kind == "error":
                         raise GenerationError(f"llama.cpp failed: {value}") from value
+                    if not value:
+                        continue  # llama.cpp's closing chunk (finish_reason) carries no token
                     text = held + (value.lstrip() if first else value)
+                    if not first and PARAGRAPH_END in text:
+                        text = text.split(PARAGRAPH_END, 1)[0].rstrip()
+                        yield Piece(text, held_tokens + 1)
+                        held_tokens = 0
+                        break
                     if not text.strip():
                         held, held_tokens = ("" if first else text), held_tokens + 1
                         continue

@@ -91,3 +91,12 @@ class TestGeneration:
         body = b'{"messages": "nope"}'
         response = await client.post("/v1/chat/completions", content=body, headers=signed_headers(body))
         assert response.status_code == 400 and "messages" in response.json()["error"]["message"]
+
+
+async def test_an_empty_answer_is_a_failed_generation_and_is_not_written() -> None:
+    """A model that produces no text gives a 502, not an empty answer cached for everyone."""
+    client, kv, _ = make(SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, answer_tokens=0))
+    response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
+    assert response.status_code == 502
+    assert "no text" in response.json()["error"]["message"]
+    assert await kv.get("ans/acme/abc") is None
