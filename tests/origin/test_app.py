@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 
 from edge.memory import MemoryKV
 from origin.app import OriginState, build_app
+from origin.generators.base import GenerationRequest, Piece
 from origin.generators.simulator import SimulatedGenerator
 from origin.writeback import KVAnswerWriter
 from shared import signing, wire
@@ -93,10 +95,18 @@ class TestGeneration:
         assert response.status_code == 400 and "messages" in response.json()["error"]["message"]
 
 
+class BlankGenerator(SimulatedGenerator):
+    """A model that answers with whitespace only."""
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:
+        self.generations += 1
+        yield Piece(" \n", 2)
+
+
 async def test_an_empty_answer_is_a_failed_generation_and_is_not_written() -> None:
     """A model that produces no text gives a 502, not an empty answer cached for everyone."""
-    client, kv, _ = make(SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, answer_tokens=0))
+    client, kv, sim = make(BlankGenerator(ttft_s=0.0, tokens_per_s=0.0))
     response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
-    assert response.status_code == 502
+    assert response.status_code == 502 and sim.generations == 1
     assert "no text" in response.json()["error"]["message"]
     assert await kv.get("ans/acme/abc") is None
