@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from edge import errors
+from edge import bootstrap, errors
 from edge.app import EdgeApp
 from edge.emulator.adapters import AsyncLmdbKV, HttpxOriginClient, LmdbRateLimiter
 from edge.emulator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -30,18 +30,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def load_intent() -> tuple[Any, Any]:
-    """The shipped intent model and policy, or the model-less defaults when EAVES_INTENT=off."""
-    from shared.intent.routing import CacheEverything, NoClassifier
-
-    if os.environ.get("EAVES_INTENT", "on").lower() in ("off", "0", "false", "none"):
-        ttl = int(os.environ.get("EAVES_CACHE_TTL_S", "3600"))
-        stale = int(os.environ.get("EAVES_CACHE_STALE_S", "300"))
-        return NoClassifier(), CacheEverything(ttl_s=ttl, stale_s=stale)
-    from shared.intent import load_classifier, load_policy
-
-    model = os.environ.get("EAVES_INTENT_MODEL") or None
-    policy = os.environ.get("EAVES_POLICY") or None
-    return load_classifier(model), load_policy(policy)
+    """The intent model and policy from the environment (see ``edge.bootstrap.load_intent``)."""
+    return bootstrap.load_intent(os.environ)
 
 
 def logging_enabled(environ: dict[str, str]) -> bool:
