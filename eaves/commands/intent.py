@@ -133,6 +133,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"label": intent.label, "domain": intent.domain, "confidence": intent.confidence,
                           "action": route.action, "ttl_s": route.ttl_s, "stale_s": route.stale_s,
+                          "stale_if_error_s": route.stale_if_error_s, "timeout_s": route.timeout_s,
                           "answer": route.answer, "reason": route.reason}))
     else:
         print(f"intent: {intent.label} (domain {intent.domain}, confidence {intent.confidence:.3f})")
