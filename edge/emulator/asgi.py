@@ -38,7 +38,7 @@ def load_intent() -> tuple[Any, Any]:
         stale = int(os.environ.get("EAVES_CACHE_STALE_S", "300"))
         return NoClassifier(), CacheEverything(ttl_s=ttl, stale_s=stale)
     try:
-        from shared.intent import load_classifier, load_policy  # type: ignore[attr-defined]
+        from shared.intent import load_classifier, load_policy
     except ImportError:
         return NoClassifier(), CacheEverything()
     model = os.environ.get("EAVES_INTENT_MODEL") or None
