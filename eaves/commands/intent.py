@@ -37,8 +37,8 @@ def register(sub: Any) -> None:
     train.add_argument("--abuse-corpus", action="store_true",
                        help="add prompt-injection and abuse examples (bastioncorpus + the shipped seed list) "
                        "as labels in the 'abuse' domain, and ordinary support questions as out-of-scope")
-    train.add_argument("--dim", type=int, default=128, help="embedding size (default: %(default)s)")
-    train.add_argument("--buckets", type=int, default=14000, help="hash buckets (default: %(default)s)")
+    train.add_argument("--dim", type=int, default=96, help="embedding size (default: %(default)s)")
+    train.add_argument("--buckets", type=int, default=19000, help="hash buckets (default: %(default)s)")
     train.add_argument("--char-min", type=int, default=3, help="default: %(default)s")
     train.add_argument("--char-max", type=int, default=4, help="default: %(default)s")
     train.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
