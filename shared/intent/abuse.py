@@ -5,8 +5,9 @@ shipped beside the model (``data/abuse_seed.jsonl``). The corpus's benign rows a
 (text that looks like an attack but is not): they are trained as out-of-scope so the model learns that
 "ignore the noise in the data" is not an attack. So are hand-written ordinary support and account
 questions (``data/benign_seed.jsonl``, some using an attack's words innocently: "can I ignore the reminder
-emails?"), so the block rule does not fire on the questions a site's users ask most. One row in five, chosen by a stable hash of its id, is
-held out of training so the figures the benchmark prints are measured on attacks the model never saw.
+emails?"), so the block rule does not fire on the questions a site's users ask most. One corpus row in
+five, chosen by a stable hash of its id, is held out of training so the figures the benchmark prints are
+measured on attacks the model never saw.
 """
 
 from __future__ import annotations
