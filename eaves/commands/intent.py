@@ -36,9 +36,9 @@ def register(sub: Any) -> None:
     train.add_argument("--domains", type=Path, help="JSON object of domain -> [labels] (e.g. CLINC150's)")
     train.add_argument("--abuse-corpus", action="store_true",
                        help="add prompt-injection and abuse examples (bastioncorpus + the shipped seed list) "
-                       "as labels in the 'abuse' domain")
-    train.add_argument("--dim", type=int, default=128, help="embedding size (default: %(default)s)")
-    train.add_argument("--buckets", type=int, default=14000, help="hash buckets (default: %(default)s)")
+                       "as labels in the 'abuse' domain, and ordinary support questions as out-of-scope")
+    train.add_argument("--dim", type=int, default=96, help="embedding size (default: %(default)s)")
+    train.add_argument("--buckets", type=int, default=19000, help="hash buckets (default: %(default)s)")
     train.add_argument("--char-min", type=int, default=3, help="default: %(default)s")
     train.add_argument("--char-max", type=int, default=4, help="default: %(default)s")
     train.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
@@ -133,6 +133,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"label": intent.label, "domain": intent.domain, "confidence": intent.confidence,
                           "action": route.action, "ttl_s": route.ttl_s, "stale_s": route.stale_s,
+                          "stale_if_error_s": route.stale_if_error_s, "timeout_s": route.timeout_s,
                           "answer": route.answer, "reason": route.reason}))
     else:
         print(f"intent: {intent.label} (domain {intent.domain}, confidence {intent.confidence:.3f})")

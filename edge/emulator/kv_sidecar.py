@@ -65,7 +65,7 @@ class KVSidecar:
         try:
             status, out, extra = await asyncio.to_thread(self._dispatch, method, path, query, headers, body)
         except kv_rules.KVLimitError as exc:
-            status, out, extra = _refusal(verb, exc)
+            status, out, extra = _refusal(str(verb), exc)
         except (kv_rules.KVError, ValueError) as exc:
             status, out, extra = 500, f"KV {verb} failed: 500 {exc}".encode(), {}
         response_headers = [(b"content-length", str(len(out)).encode())]

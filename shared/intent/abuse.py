@@ -3,8 +3,11 @@
 Attacks come from PyPI's ``bastioncorpus`` (MIT; in the ``train`` extra) plus a few hand-written lines
 shipped beside the model (``data/abuse_seed.jsonl``). The corpus's benign rows are false-positive traps
 (text that looks like an attack but is not): they are trained as out-of-scope so the model learns that
-"ignore the noise in the data" is not an attack. One row in five, chosen by a stable hash of its id, is
-held out of training so the figures the benchmark prints are measured on attacks the model never saw.
+"ignore the noise in the data" is not an attack. So are hand-written ordinary support and account
+questions (``data/benign_seed.jsonl``, some using an attack's words innocently: "can I ignore the reminder
+emails?"), so the block rule does not fire on the questions a site's users ask most. One corpus row in
+five, chosen by a stable hash of its id, is held out of training so the figures the benchmark prints are
+measured on attacks the model never saw.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from shared.intent.dataset import OOS, Example
 ABUSE_DOMAIN = "abuse"
 INJECTION = "prompt_injection"
 SEED_FILE = Path(__file__).parent / "data" / "abuse_seed.jsonl"
+BENIGN_FILE = Path(__file__).parent / "data" / "benign_seed.jsonl"
 _CANARY = "ZX-CANARY-41"  # the corpus's {canary} slot, filled as a probe would
 
 
@@ -57,11 +61,19 @@ def load_bastioncorpus() -> AbuseSplit:
     return AbuseSplit(train, heldout_attacks, heldout_benign, all_attacks)
 
 
-def load_seed() -> list[Example]:
+def load_seed(path: Path = SEED_FILE) -> list[Example]:
     """The hand-written abuse lines (label, domain and text per JSON line)."""
     rows = []
-    for line in SEED_FILE.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             item = json.loads(line)
             rows.append(Example(item["text"], item["label"], item.get("domain", ABUSE_DOMAIN)))
     return rows
+
+
+def load_benign() -> list[Example]:
+    """The hand-written ordinary support questions, all out-of-scope (``oos``)."""
+    rows = load_seed(BENIGN_FILE)
+    if any(row.label != OOS for row in rows):
+        raise ValueError(f"{BENIGN_FILE}: every line must have the label {OOS!r}")
+    return [Example(row.text, OOS) for row in rows]

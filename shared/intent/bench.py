@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from shared.intent import load_policy
 from shared.intent.classifier import DEFAULT_MODEL, OnnxIntentClassifier, read_model
 from shared.intent.dataset import Example, load_examples
 from shared.intent.evaluate import evaluate
+from shared.intent.routing import Intent
+from shared.intent.train import ABUSE_DOMAIN
 
 FIXTURE_QUERIES = 200
 TARGETS = {"in_scope_accuracy": 0.935, "oos_recall": 0.50, "bytes": 2_000_000, "p99_us_onnxruntime": 100.0}
@@ -52,26 +54,50 @@ def parity(reference: OnnxIntentClassifier, other: OnnxIntentClassifier,
     return worst, disagreements
 
 
+SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def load_test_questions(fresh: int = 300) -> list[str]:
+    """What the load test sends: every popular question, the small talk and ``fresh`` new questions."""
+    import random
+
+    from loadtest.questions import POPULAR, SMALL_TALK, new_question
+
+    rng = random.Random(0)
+    return [*POPULAR, *SMALL_TALK, *(new_question(rng) for _ in range(fresh))]
+
+
 def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> dict[str, Any]:
+    """Shares blocked by the shipped policy, and the trade-off had [domains.abuse] another min_confidence."""
     from shared.intent.abuse import load_bastioncorpus
 
     policy = load_policy()
     split = load_bastioncorpus()
+    sets = {"attacks_heldout": split.heldout_attacks, "attacks_all": split.all_attacks,
+            "benign_traps_heldout": split.heldout_benign, "clinc_val": [ex.text for ex in val],
+            "load_test_questions": load_test_questions()}
+    intents = {name: [classifier.classify(t) for t in texts] for name, texts in sets.items()}
 
-    def blocked(texts: Sequence[str]) -> float | None:
-        if not texts:
-            return None
-        return sum(policy.route(classifier.classify(t)).action == "block" for t in texts) / len(texts)
+    def share(name: str, blocked: Callable[[Intent], bool]) -> float | None:
+        found = intents[name]
+        return sum(map(blocked, found)) / len(found) if found else None
 
-    return {
-        "attacks_blocked_heldout": blocked(split.heldout_attacks),
-        "attacks_heldout": len(split.heldout_attacks),
-        "attacks_blocked_all": blocked(split.all_attacks),
-        "attacks_all": len(split.all_attacks),
-        "benign_traps_blocked_heldout": blocked(split.heldout_benign),
-        "benign_traps_heldout": len(split.heldout_benign),
-        "clinc_val_wrongly_blocked": blocked([ex.text for ex in val]),
-    }
+    def by_policy(intent: Intent) -> bool:
+        return policy.route(intent).action == "block"
+
+    result: dict[str, Any] = {f"{name}_n": len(texts) for name, texts in sets.items()}
+    result.update({f"{name}_blocked": share(name, by_policy) for name in sets})
+    result["abuse_min_confidence"] = policy.domains["abuse"].min_confidence if "abuse" in policy.domains else None
+    readings = [i.confidence for i in intents["load_test_questions"] if i.domain == ABUSE_DOMAIN]
+    result["load_test_max_abuse_confidence"] = max(readings, default=0.0)
+    sweep = {}
+    for floor in SWEEP:
+        def at(intent: Intent, floor: float = floor) -> bool:
+            return intent.domain == ABUSE_DOMAIN and intent.confidence >= floor
+
+        sweep[str(floor)] = {name: share(name, at) for name in sets}
+    result["sweep"] = sweep
+    return result
 
 
 def run(model: Path | None, clinc: Path) -> dict[str, Any]:
@@ -115,16 +141,23 @@ def render(result: dict[str, Any]) -> str:
                      f"predicted intent differs on {differ}")
     abuse = result["abuse"]
     lines += [
-        "abuse (policy route = block):",
-        f"  bastioncorpus attacks blocked, held out   {abuse['attacks_blocked_heldout']:.3f} "
-        f"of {abuse['attacks_heldout']}",
-        f"  bastioncorpus attacks blocked, all        {abuse['attacks_blocked_all']:.3f} "
-        f"of {abuse['attacks_all']} (80 % were trained on)",
-        f"  benign look-alikes blocked, held out      {abuse['benign_traps_blocked_heldout']:.3f} "
-        f"of {abuse['benign_traps_heldout']}",
-        f"  CLINC150 val wrongly blocked              {abuse['clinc_val_wrongly_blocked']:.4f} "
-        f"of {result['queries']}",
+        f"abuse: blocked by the shipped policy ([domains.abuse] min_confidence {abuse['abuse_min_confidence']}):",
+        f"  bastioncorpus attacks, held out        {abuse['attacks_heldout_blocked']:.3f} of "
+        f"{abuse['attacks_heldout_n']}",
+        f"  bastioncorpus attacks, all             {abuse['attacks_all_blocked']:.3f} of {abuse['attacks_all_n']} "
+        "(80 % were trained on)",
+        f"  benign look-alikes, held out           {abuse['benign_traps_heldout_blocked']:.3f} of "
+        f"{abuse['benign_traps_heldout_n']}",
+        f"  CLINC150 val, wrongly                  {abuse['clinc_val_blocked']:.4f} of {abuse['clinc_val_n']}",
+        f"  load-test questions, wrongly           {abuse['load_test_questions_blocked']:.4f} of "
+        f"{abuse['load_test_questions_n']} (highest abuse reading {abuse['load_test_max_abuse_confidence']:.3f})",
+        "  trade-off, blocked if the abuse reading >= min_confidence:",
+        "    min_conf  attacks held out  attacks all  traps held out  CLINC val  load test",
     ]
+    for floor, row in abuse["sweep"].items():
+        lines.append(f"    {floor:<8}  {row['attacks_heldout']:>16.3f}  {row['attacks_all']:>11.3f}  "
+                     f"{row['benign_traps_heldout']:>14.3f}  {row['clinc_val']:>9.4f}  "
+                     f"{row['load_test_questions']:>9.4f}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import re
 import unicodedata
 import zlib
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 SCHEME = "crc32-ngrams-1"  # bump when featurise() changes what it emits
@@ -49,26 +50,24 @@ def tokens(text: str, max_chars: int = 1000) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text[:max_chars]).lower())
 
 
-_CACHE_LIMIT = 50_000  # words; a few MB at most, well inside a Worker's 128 MB
-_word_cache: dict[tuple[str, FeaturiserSettings], list[int]] = {}
+_CACHE_LIMIT = 50_000  # words per settings; a few MB at most, well inside a Worker's 128 MB
+# One dict of words per settings, so a query hashes its (frozen, six-field) settings once, not per word.
+_word_cache: dict[FeaturiserSettings, dict[str, list[int]]] = {}
 
 
-def _word_ids(word: str, settings: FeaturiserSettings) -> list[int]:
+def _word_ids(word: str, settings: FeaturiserSettings, cache: dict[str, list[int]]) -> list[int]:
     """The unigram and character n-gram ids of one word, cached: most words of most queries repeat."""
-    key = (word, settings)
-    ids = _word_cache.get(key)
-    if ids is None:
-        buckets = settings.buckets
-        crc32 = zlib.crc32
-        ids = [crc32(("w" + word).encode()) % buckets]
-        marked = "<" + word + ">"
-        size = len(marked)
-        for n in range(settings.char_min, settings.char_max + 1):
-            for i in range(size - n + 1):
-                ids.append(crc32(("c" + marked[i:i + n]).encode()) % buckets)
-        if len(_word_cache) >= _CACHE_LIMIT:
-            _word_cache.clear()  # crude but bounded; the ids never depend on what is cached
-        _word_cache[key] = ids
+    buckets = settings.buckets
+    crc32 = zlib.crc32
+    ids = [crc32(("w" + word).encode()) % buckets]
+    marked = "<" + word + ">"
+    size = len(marked)
+    for n in range(settings.char_min, settings.char_max + 1):
+        for i in range(size - n + 1):
+            ids.append(crc32(("c" + marked[i:i + n]).encode()) % buckets)
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()  # crude but bounded; the ids never depend on what is cached
+    cache[word] = ids
     return ids
 
 
@@ -80,12 +79,19 @@ def featurise(text: str, settings: FeaturiserSettings) -> tuple[list[int], list[
     words = tokens(text, settings.max_chars)
     if not words:
         return [0], [0.0]
+    cache = _word_cache.get(settings)
+    if cache is None:
+        cache = _word_cache[settings] = {}
     ids: list[int] = []
     for word in words:
-        ids.extend(_word_ids(word, settings))
+        known = cache.get(word)
+        ids.extend(known if known is not None else _word_ids(word, settings, cache))
     buckets = settings.buckets
     crc32 = zlib.crc32
-    for n in range(2, settings.word_ngrams + 1):
+    if settings.word_ngrams >= 2:
+        for first, second in pairwise(words):  # bigrams, the common case, without slicing and joining
+            ids.append(crc32(("w" + first + " " + second).encode()) % buckets)
+    for n in range(3, settings.word_ngrams + 1):
         for i in range(len(words) - n + 1):
             ids.append(crc32(("w" + " ".join(words[i:i + n])).encode()) % buckets)
     weight = 1.0 / len(ids)

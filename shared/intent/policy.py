@@ -14,15 +14,32 @@
     action = "edge"
     answer = "Hello! How can I help?"
 
+    [intents.weather]              # per-route origin budget and error window
+    action = "cache"
+    ttl_s = 300
+    stale_if_error_s = 3600
+    timeout_s = 2.5
+
 Actions: ``block`` (refuse), ``edge`` (answer with ``answer``), ``cache`` (``ttl_s`` seconds fresh,
 ``stale_s`` more served stale), ``origin`` (always forward, never cache), ``async`` (hand to the origin
 in the background). ``min_confidence`` on a rule makes it apply only when the model is that sure;
 below it the ``[default]`` rule applies.
+
+Optional keys per rule:
+
+- ``answer`` (string): the ``edge`` rule's canned reply; on other rules, the reply served when the origin
+  fails and nothing stale is left.
+- ``stale_if_error_s`` (whole seconds >= 0, ``cache`` rules only): how long past ``ttl_s`` a cached answer
+  may still be served when the origin fails; without it the edge's ``STALE_IF_ERROR_S`` setting applies.
+- ``timeout_s`` (seconds > 0, a number, fractions allowed; rules that reach the origin: ``cache``,
+  ``origin``, ``async``): how long this route waits for the origin; without it the edge's
+  ``ORIGIN_TIMEOUT_S`` setting applies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +48,9 @@ from typing import Any
 from shared.intent.routing import ACTIONS, Action, Intent, Route
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
-_RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence"})
+_RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
+                        "timeout_s"})
+_ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
 _TOP_KEYS = frozenset({"version", "default", "domains", "intents"})
 
 
@@ -58,13 +77,24 @@ def _rule(where: str, raw: Any, reason: str) -> Rule:
     stale = raw.get("stale_s", 0)
     answer = raw.get("answer")
     floor = raw.get("min_confidence", 0.0)
-    for key, value in (("ttl_s", ttl), ("stale_s", stale)):
+    keep = raw.get("stale_if_error_s")
+    timeout = raw.get("timeout_s")
+    for key, value in (("ttl_s", ttl), ("stale_s", stale), ("stale_if_error_s", keep)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise PolicyError(f"{where}: {key} must be a whole number of seconds >= 0, not {value!r}")
     if action == "cache" and not ttl:
         raise PolicyError(f"{where}: a cache rule needs ttl_s > 0")
-    if action != "cache" and (ttl is not None or stale):
-        raise PolicyError(f"{where}: ttl_s and stale_s apply to cache rules only (action is {action!r})")
+    if action != "cache" and (ttl is not None or stale or keep is not None):
+        present = [k for k in ("ttl_s", "stale_s", "stale_if_error_s") if k in raw]
+        raise PolicyError(f"{where}: {' and '.join(present)} can be set on cache rules only (action is "
+                          f"{action!r}); remove them or make the action \"cache\"")
+    if timeout is not None:
+        if (not isinstance(timeout, int | float) or isinstance(timeout, bool) or not math.isfinite(timeout)
+                or timeout <= 0):
+            raise PolicyError(f"{where}: timeout_s must be a number of seconds > 0 (e.g. 2.5), not {timeout!r}")
+        if action not in _ORIGIN_ACTIONS:
+            raise PolicyError(f"{where}: timeout_s applies to rules that reach the origin "
+                              f"({', '.join(sorted(_ORIGIN_ACTIONS))}); action {action!r} never does")
     if action == "edge" and (not isinstance(answer, str) or not answer.strip()):
         raise PolicyError(f"{where}: an edge rule needs a non-empty answer")
     if answer is not None and not isinstance(answer, str):
@@ -72,7 +102,9 @@ def _rule(where: str, raw: Any, reason: str) -> Rule:
     if not isinstance(floor, int | float) or isinstance(floor, bool) or not 0.0 <= floor <= 1.0:
         raise PolicyError(f"{where}: min_confidence must be a number from 0 to 1, not {floor!r}")
     checked: Action = action
-    return Rule(Route(checked, ttl_s=ttl, stale_s=stale, answer=answer, reason=reason), float(floor))
+    route = Route(checked, ttl_s=ttl, stale_s=stale, answer=answer, reason=reason, stale_if_error_s=keep,
+                  timeout_s=None if timeout is None else float(timeout))
+    return Rule(route, float(floor))
 
 
 class TomlPolicy:

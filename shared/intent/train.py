@@ -323,9 +323,9 @@ def train_command(args: Any) -> int:
 
     examples = [ex for spec in args.data for ex in load_examples(spec)]
     if args.abuse_corpus:
-        from shared.intent.abuse import load_bastioncorpus, load_seed
+        from shared.intent.abuse import load_bastioncorpus, load_benign, load_seed
 
-        examples += load_bastioncorpus().train + load_seed()
+        examples += load_bastioncorpus().train + load_seed() + load_benign()
     if args.val:
         val = [ex for spec in args.val for ex in load_examples(spec)]
         train_rows = examples

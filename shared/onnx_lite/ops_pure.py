@@ -298,7 +298,8 @@ def gemm(attrs: Attrs, inputs: list[PureTensor | None]) -> list[PureTensor]:
         bias = _expand(c, broadcast_shape(shape, c.shape, "Gemm")) if c.shape != shape else c.data
         if len(bias) != len(out):
             raise InputShapeError(f"Gemm: C of shape {c.shape} does not broadcast to {shape}")
-        out = list(map(add, out, bias)) if beta == 1.0 else [o + beta * v for o, v in zip(out, bias, strict=True)]
+        scaled = bias if beta == 1.0 else [beta * v for v in bias]
+        out = list(map(add, out, scaled))
     return [PureTensor(shape, a.dtype, out)]
 
 

@@ -26,6 +26,24 @@ class TestFeaturise:
         module._word_cache.clear()
         assert featurise("book a table for two tonight", settings) == warm
 
+    def test_settings_do_not_share_cached_words(self) -> None:
+        """Two models' settings featurise the same words independently, whichever ran first."""
+        from shared.intent import featurise as module
+
+        small, large = FeaturiserSettings(buckets=97), FeaturiserSettings(buckets=1 << 20, char_max=3)
+        module._word_cache.clear()
+        cold = featurise("reset my password", large)
+        featurise("reset my password", small)
+        assert featurise("reset my password", large) == cold
+        assert all(i < 97 for i in featurise("reset my password", small)[0])
+
+    def test_trigrams(self) -> None:
+        """word_ngrams = 3 adds one trigram per three consecutive words, after the bigrams."""
+        two = featurise("a b c d", FeaturiserSettings(word_ngrams=2))[0]
+        three = featurise("a b c d", FeaturiserSettings(word_ngrams=3))[0]
+        assert three[:len(two)] == two and len(three) == len(two) + 2
+        assert three[-1] == zlib_bucket("wb c d", FeaturiserSettings().buckets)
+
     def test_empty_text_has_a_padding_feature(self) -> None:
         """Text without words still yields one feature, with weight zero."""
         assert featurise("  ?! ", FeaturiserSettings()) == ([0], [0.0])

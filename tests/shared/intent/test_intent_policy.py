@@ -61,6 +61,36 @@ class TestVersion:
         assert load_policy(path).route(Intent("greeting", "x", 1.0)).answer == "Hi"
 
 
+class TestOriginBudgets:
+    def test_stale_if_error_and_timeout_reach_the_route(self) -> None:
+        """stale_if_error_s and timeout_s on a cache rule end up on its Route, timeout as a float."""
+        policy = TomlPolicy(MINIMAL + '[intents.weather]\naction = "cache"\nttl_s = 300\n'
+                            'stale_if_error_s = 3600\ntimeout_s = 2\n')
+        route = policy.route(Intent("weather", "utility", 0.9))
+        assert (route.ttl_s, route.stale_if_error_s, route.timeout_s) == (300, 3600, 2.0)
+        assert isinstance(route.timeout_s, float)
+
+    def test_zero_stale_if_error_is_kept(self) -> None:
+        """stale_if_error_s = 0 means "never serve stale on error", not "use the edge's default"."""
+        policy = TomlPolicy(MINIMAL + '[intents.news]\naction = "cache"\nttl_s = 60\nstale_if_error_s = 0\n')
+        assert policy.route(Intent("news", "x", 0.9)).stale_if_error_s == 0
+
+    @pytest.mark.parametrize("action", ["origin", "async"])
+    def test_timeout_on_origin_and_async_rules(self, action: str) -> None:
+        """Rules that forward to the origin take a fractional timeout."""
+        policy = TomlPolicy(MINIMAL + f'[domains.travel]\naction = "{action}"\ntimeout_s = 0.5\n')
+        assert policy.route(Intent("book_flight", "travel", 0.9)).timeout_s == 0.5
+
+    def test_unset_means_the_edge_defaults(self) -> None:
+        """Without the keys the Route carries None, so the edge's settings apply."""
+        route = TomlPolicy(MINIMAL).route(Intent("anything", "x", 0.9))
+        assert route.stale_if_error_s is None and route.timeout_s is None
+
+    def test_shipped_policy_parses_with_the_new_keys_allowed(self) -> None:
+        """The shipped policy still loads (the new keys are optional)."""
+        assert load_policy().default.route.action == "cache"
+
+
 class TestValidation:
     @pytest.mark.parametrize(("text", "message"), [
         ('[default]\naction = "teleport"\n', "action must be one of"),
@@ -72,12 +102,33 @@ class TestValidation:
         (MINIMAL + '[intents.hi]\naction = "block"\nmin_confidence = 2\n', "min_confidence"),
         (MINIMAL + '[routes]\n', "unknown section"),
         ('[domains.abuse]\naction = "block"\n', "default"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nstale_if_error_s = -1\n',
+         "stale_if_error_s must be a whole number of seconds >= 0, not -1"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nstale_if_error_s = 1.5\n',
+         "stale_if_error_s must be a whole number"),
+        (MINIMAL + '[intents.hi]\naction = "origin"\nstale_if_error_s = 60\n',
+         "stale_if_error_s can be set on cache rules only (action is 'origin')"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\ntimeout_s = 0\n',
+         "timeout_s must be a number of seconds > 0"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\ntimeout_s = -2.5\n', "timeout_s must be"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\ntimeout_s = "3s"\n', "not '3s'"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\ntimeout_s = true\n', "timeout_s must be"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\ntimeout_s = inf\n', "timeout_s must be"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\ntimeout_s = nan\n', "timeout_s must be"),
+        (MINIMAL + '[intents.hi]\naction = "block"\ntimeout_s = 2\n',
+         "timeout_s applies to rules that reach the origin"),
+        (MINIMAL + '[intents.hi]\naction = "edge"\nanswer = "Hi"\ntimeout_s = 2\n', "action 'edge' never does"),
         ("[default\n", "not valid TOML"),
     ])
     def test_bad_policies(self, text: str, message: str) -> None:
         """Each mistake is a PolicyError whose message says what to fix."""
         with pytest.raises(PolicyError, match=re.escape(message)):
             TomlPolicy(text, "p.toml")
+
+    def test_error_names_file_and_rule(self) -> None:
+        """The message says which file and which rule to fix."""
+        with pytest.raises(PolicyError, match=re.escape("p.toml [domains.travel]: timeout_s")):
+            TomlPolicy(MINIMAL + '[domains.travel]\naction = "origin"\ntimeout_s = 0\n', "p.toml")
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A missing policy file is a PolicyError naming it."""
