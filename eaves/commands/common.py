@@ -64,3 +64,12 @@ def describe_generator(name: str) -> str:
                      "embedded one)",
         "openai": f"openai (OpenAI-compatible API at {os.environ.get('EAVES_OPENAI_BASE_URL', '?')})",
     }.get(name, name)
+
+
+RUNTIMES = ("cpython", "pyodide")
+
+
+def add_runtime(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("EAVES_RUNTIME", "cpython"),
+                        help="cpython: the emulator (uvicorn, LMDB); pyodide: the Workers entry point in Pyodide "
+                             "under Node, the deployed code path (needs scripts/setup --node) (default: %(default)s)")

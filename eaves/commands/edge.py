@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from eaves.commands.common import add_data_dir, add_edge_port, add_host, serve
+from eaves.commands.common import add_data_dir, add_edge_port, add_host, add_runtime, serve
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,10 +17,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="the origin's base URL (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
     parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    add_runtime(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.runtime == "pyodide":
+        # The deployed code path: edge/entry.py in Pyodide under Node, one isolate (no --workers).
+        from eaves.pyodide import serve as serve_pyodide
+
+        return serve_pyodide(host=args.host, port=args.edge_port, origin_url=args.origin, data_dir=args.data_dir)
     # Every worker writes its metrics here; emptied now, before any worker starts (see edge.emulator.metrics).
     from edge.emulator.metrics import reset_directory
 

@@ -15,6 +15,7 @@ from eaves.commands.common import (
     add_generator,
     add_host,
     add_origin_port,
+    add_runtime,
     describe_generator,
     resolve_generator,
 )
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--edge-workers", type=int, default=1, help="edge worker processes (default: 1)")
     parser.add_argument("--origin-workers", type=int, default=1, help="origin worker processes (default: 1)")
     add_generator(parser)
+    add_runtime(parser)
     parser.set_defaults(func=run)
 
 
@@ -57,10 +59,15 @@ def demo_key(data_dir: Path) -> str:
     return key
 
 
-def banner(edge_url: str, origin_url: str, key: str, generator: str, data_dir: Path) -> str:
+RUNTIME_NAMES = {"cpython": "CPython emulator (uvicorn, LMDB)",
+                 "pyodide": "Workers entry point in Pyodide under Node (the deployed code path)"}
+
+
+def banner(edge_url: str, origin_url: str, key: str, generator: str, data_dir: Path, runtime: str = "cpython") -> str:
     return f"""
 eaves is up.
   edge (send requests here):  {edge_url}/v1/chat/completions   (OpenAI-compatible; base URL {edge_url}/v1)
+  edge runtime:               {RUNTIME_NAMES[runtime]}
   origin (edge only):         {origin_url}   generator: {generator}
   data directory:             {data_dir}
   demo tenant 'demo', tier '{DEMO_TIER}', API key: {key}
@@ -92,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         with running_stack(data_dir, host=args.host, edge_port=args.edge_port, origin_port=args.origin_port,
-                           edge_workers=args.edge_workers, origin_workers=args.origin_workers, env=env) as stack:
+                           edge_workers=args.edge_workers, origin_workers=args.origin_workers, env=env,
+                           edge_args=["--runtime", args.runtime]) as stack:
             assert stack.edge and stack.origin
-            print(banner(stack.edge.url, stack.origin.url, key, describe_generator(generator), data_dir),
+            print(banner(stack.edge.url, stack.origin.url, key, describe_generator(generator), data_dir, args.runtime),
                   flush=True)
             while not stopping:
                 for server in stack.servers:

@@ -41,8 +41,8 @@ if (!existsSync(path.join(site, "pytest"))) {
 }
 
 const { loadPyodide } = await import("pyodide");
-const { KVNamespace, RateLimit, ExecutionContext } = await import("./bindings.mjs");
-const { compatFlags, entrypointHelper, setWorkersEnv } = await import("./runtime_stubs.mjs");
+const { KVNamespace, RateLimit, ExecutionContext } = await import("../../eaves/pyodide/bindings.mjs");
+const { compatFlags, entrypointHelper, setWorkersEnv } = await import("../../eaves/pyodide/runtime_stubs.mjs");
 
 const started = performance.now();
 const pyodide = await loadPyodide({
