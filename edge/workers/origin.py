@@ -69,8 +69,8 @@ class WorkersOrigin:
 
 def _translate(exc: JsException, url: str, deadline: _Deadline, timeout_s: float) -> UpstreamError:
     if deadline.expired:
-        return UpstreamTimeout(f"The origin did not answer {url} within {timeout_s:g} s.")
-    return UpstreamError(f"The origin could not be reached at {url}: {exc}")
+        return UpstreamTimeout(f"The origin did not answer {url} within {timeout_s:g} s.", code="origin_timeout")
+    return UpstreamError(f"The origin could not be reached at {url}: {exc}", code="origin_unreachable")
 
 
 class JsStreamBody:
@@ -106,7 +106,8 @@ async def _read(body: Any, url: str) -> AsyncGenerator[bytes, None]:
             try:
                 chunk = await reader.read()
             except JsException as exc:
-                raise UpstreamError(f"The origin's stream from {url} broke off: {exc}") from exc
+                raise UpstreamError(f"The origin's stream from {url} broke off: {exc}",
+                                    code="origin_stream_broken") from exc
             if chunk.done:
                 finished = True
                 return

@@ -13,7 +13,7 @@ import pytest
 from eaves.stack import Stack, kill_server, restart_server, running_stack
 from shared.kv_lmdb import LmdbKV
 from shared.local_stack import LocalStack
-from tests.integration.conftest import create_key
+from tests.integration.conftest import create_key, edge_args
 
 pytestmark = pytest.mark.integration
 
@@ -107,13 +107,13 @@ def test_failing_origin_is_covered(tmp_path: Path) -> None:
         assert answer_keys(tmp_path) == []
 
 
-def test_origin_killed_mid_stream_then_restarted(tmp_path: Path) -> None:
+def test_origin_killed_mid_stream_then_restarted(tmp_path: Path, runtime: str) -> None:
     """SIGKILL of the origin while it streams: the client sees an SSE error event (no hang, no clean end), the
     KV keeps nothing of the half answer, and after a restart the same question streams whole, then hits."""
     env = {**ENV, "EAVES_SIM_TTFT_MS": "10", "EAVES_SIM_TOKENS_PER_S": "30", "EAVES_SIM_ANSWER_TOKENS": "60",
            "EAVES_HEARTBEAT_S": "30"}
     body = {"stream": True, "messages": [{"role": "user", "content": "a long streamed answer"}]}
-    with running_stack(tmp_path, env=env) as stack:
+    with running_stack(tmp_path, env=env, edge_args=edge_args(runtime)) as stack:
         assert stack.origin and stack.edge
         key = create_key(tmp_path, "stream-crash")
         url = stack.edge.url + "/v1/chat/completions"

@@ -18,6 +18,7 @@ import pytest
 from eaves.commands.up import demo_key
 from eaves.stack import Stack, running_stack
 from shared import sse
+from tests.integration.conftest import edge_args
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +36,11 @@ def client(stack: Stack, key: str) -> openai.OpenAI:
 
 
 @pytest.fixture
-def sim_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Stack, str]]:
+def sim_stack(tmp_path: Path, request: pytest.FixtureRequest, runtime: str) -> Iterator[tuple[Stack, str]]:
     env = {"EAVES_GENERATOR": "simulator", "EAVES_SIM_TTFT_MS": "100", "EAVES_SIM_TOKENS_PER_S": "400",
            "EAVES_INTENT": "off", "EAVES_HEARTBEAT_S": "0.05", **getattr(request, "param", {})}
     key = demo_key(tmp_path)
-    with running_stack(tmp_path, env=env) as stack:
+    with running_stack(tmp_path, env=env, edge_args=edge_args(runtime)) as stack:
         yield stack, key
 
 

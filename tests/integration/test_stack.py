@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from eaves.stack import Stack, running_stack
-from tests.integration.conftest import create_key
+from tests.integration.conftest import create_key, edge_args
 
 pytestmark = pytest.mark.integration
 
@@ -98,14 +98,14 @@ def test_rate_limit_shared_across_worker_processes(tmp_path: Path) -> None:
         assert statuses == [200] * 6 + [429] * 6
 
 
-def test_origin_down_gives_502_quickly(tmp_path: Path) -> None:
+def test_origin_down_gives_502_quickly(tmp_path: Path, runtime: str) -> None:
     """An edge whose origin is not listening answers 502 with a JSON error, without hanging."""
     from eaves.stack import free_port, start_server, stop_server, wait_healthy
 
     key = create_key(tmp_path, "lonely")
     port = free_port()
     edge = start_server("edge", ["edge", "--edge-port", str(port), "--data-dir", str(tmp_path),
-                                 "--origin", f"http://127.0.0.1:{free_port()}"],
+                                 "--origin", f"http://127.0.0.1:{free_port()}", *edge_args(runtime)],
                         f"http://127.0.0.1:{port}", tmp_path / "logs", {"EAVES_INTENT": "off"})
     try:
         wait_healthy(edge)
@@ -119,10 +119,10 @@ def test_origin_down_gives_502_quickly(tmp_path: Path) -> None:
         stop_server(edge)
 
 
-def test_slow_origin_gives_504_within_timeout(tmp_path: Path) -> None:
+def test_slow_origin_gives_504_within_timeout(tmp_path: Path, runtime: str) -> None:
     """An origin slower than the edge's timeout gives 504 at the timeout, not when the origin finishes."""
     env = {"EAVES_INTENT": "off", "EAVES_SIM_TTFT_MS": "5000", "EAVES_ORIGIN_TIMEOUT_S": "0.5"}
-    with running_stack(tmp_path, env=env) as stack:
+    with running_stack(tmp_path, env=env, edge_args=edge_args(runtime)) as stack:
         assert stack.edge
         key = create_key(tmp_path, "impatient")
         started = time.monotonic()

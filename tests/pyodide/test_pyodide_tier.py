@@ -26,10 +26,20 @@ PYODIDE_TEST_PATHS = [
     "tests/edge/test_jwt.py",
     "tests/edge/test_rsa.py",
     "tests/edge/test_ratelimit.py",
+    "tests/edge/test_breaker.py",
+    "tests/edge/test_freshness.py",
+    "tests/edge/test_parsing.py",
     "tests/shared/test_cache_keys.py",
     "tests/shared/test_signing.py",
     "tests/shared/test_wire.py",
+    "tests/shared/test_kv.py",
+    "tests/shared/intent/test_intent_policy.py",
+    "tests/shared/intent/test_intent_classifier.py",
+    "tests/shared/intent/test_intent_featurise.py",
+    "tests/shared/onnx_lite",
 ]
+# What Pyodide (offline) cannot import: the tests that need it skip there and run on CPython.
+CPYTHON_ONLY_MODULES = ("lmdb", "numpy", "onnxruntime")
 HARNESS_TIMEOUT_S = 300
 
 
@@ -106,4 +116,7 @@ def test_edge_tests_pass_inside_pyodide(echo_server: str, capsys: pytest.Capture
     assert result.returncode == 0, f"pytest inside Pyodide exited with {result.returncode}:\n{output}"
     summary = [line for line in output.splitlines() if re.search(r" passed.* in [\d.]+s", line)]
     assert summary, f"no pytest summary line in the harness's output:\n{output}"
-    assert "skipped" not in summary[-1], f"tests skipped inside Pyodide (this tier expects none):\n{output}"
+    skips = [line for line in output.splitlines() if line.startswith("SKIPPED")]
+    unexpected = [line for line in skips if not any(f"could not import '{m}'" in line for m in CPYTHON_ONLY_MODULES)]
+    assert not unexpected, f"tests skipped inside Pyodide for another reason than a CPython-only module:\n{output}"
+    assert re.search(r"(\d+) passed", summary[-1]) and int(re.search(r"(\d+) passed", summary[-1]).group(1)) > 150

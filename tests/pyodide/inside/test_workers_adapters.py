@@ -183,14 +183,3 @@ class TestBackgroundAndClock:
         assert clock.now() > 1_700_000_000
         first = clock.monotonic()
         assert clock.monotonic() >= first
-
-
-class TestEntry:
-    async def test_placeholder_answers_health(self) -> None:
-        """edge/entry.py's Default answers a request with its JSON health answer."""
-        from edge.entry import Default
-
-        worker = Default(ExecutionContext.new(), js.Object.new())
-        response = await worker.fetch(js.Request.new("http://edge.test/healthz"))
-        assert response.status == 200
-        assert (await response.json())["status"] == "ok"

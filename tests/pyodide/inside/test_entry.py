@@ -1,0 +1,115 @@
+"""The Workers entry point (edge/entry.py) inside Pyodide: a JS Request in, a JS Response out, with the
+real workers SDK, the KV fake and a real server on 127.0.0.1 as the origin."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import js
+import pytest
+from eaves_fakes import ExecutionContext, KVNamespace
+from pyodide.ffi import to_js
+
+import edge.entry
+from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
+from edge.entry import Default
+from edge.workers._js import js_object
+from shared import wire
+
+
+@pytest.fixture
+def server() -> str:
+    url = os.environ.get("EAVES_TEST_SERVER")
+    if not url:
+        pytest.skip("EAVES_TEST_SERVER is not set (tests/pyodide/test_pyodide_tier.py starts the server)")
+    return url
+
+
+@pytest.fixture(autouse=True)
+def fresh_isolate() -> Iterator[None]:
+    edge.entry._edge = None  # each test is a new isolate
+    yield
+    edge.entry._edge = None
+
+
+def worker_env(server: str, **extra: str) -> Any:
+    values: dict[str, Any] = {"EAVES_KV": KVNamespace.new(), "EAVES_ORIGIN_URL": server,
+                              "EAVES_ORIGIN_SECRET": "s" * 32, "EAVES_INTENT": "off", **extra}
+    return js_object(values)
+
+
+async def with_key(env: Any) -> str:
+    key = new_api_key()
+    record = api_key_record("acme", "pro", "test", time.time())
+    await env.EAVES_KV.put(KEY_PREFIX + api_key_hash(key), to_js(record))
+    return key
+
+
+def chat(key: str, prompt: str, **fields: Any) -> Any:
+    body = json.dumps({"messages": [{"role": "user", "content": prompt}], **fields})
+    headers = js_object({"authorization": f"Bearer {key}", "content-type": "application/json"})
+    return js.Request.new("https://edge.example/v1/chat/completions",
+                          js_object({"method": "POST", "headers": headers, "body": body}))
+
+
+async def call(env: Any, request: Any) -> tuple[Any, str]:
+    ctx = ExecutionContext.new()
+    response = (await Default(ctx, env).fetch(request)).js_object
+    text = await response.text()
+    await ctx.drain()
+    return response, text
+
+
+async def test_miss_goes_to_the_origin_signed_then_a_stored_answer_is_a_hit(server: str) -> None:
+    env = worker_env(server)
+    key = await with_key(env)
+    response, text = await call(env, chat(key, "How do I cook rice?"))
+    assert response.status == 200 and response.headers.get("x-edge-route") == "miss"
+    forwarded = json.loads(text)  # the echo server's view of what the edge sent
+    assert forwarded["path"] == "/v1/chat/completions"
+    assert forwarded["headers"][wire.TENANT_HEADER] == "acme"
+    assert wire.CACHE_KEY_HEADER in forwarded["headers"] and "x-eaves-signature" in forwarded["headers"]
+
+    app = edge.entry._edge
+    assert app is not None
+    _, answer_key = app.parser.parse(json.dumps({"messages": [{"role": "user", "content": "How do I cook rice?"}]}
+                                                ).encode(), "acme", "")
+    now = time.time()
+    completion = json.dumps(wire.completion_body("Boil it.", model="eaves-default")).encode()
+    stored = wire.CachedAnswer(completion, now, now + 600, "faq", now + 900, now + 3600)
+    await app.kv.put(answer_key, stored.body, expiration_ttl=3600, metadata=stored.metadata())
+    hit, body = await call(env, chat(key, "how do I cook rice"))
+    assert hit.status == 200 and hit.headers.get("x-edge-route") == "hit"
+    assert body.encode() == stored.body
+    assert "auth;dur=" in hit.headers.get("server-timing")
+
+    streamed, events = await call(env, chat(key, "How do I cook rice?", stream=True))
+    assert streamed.headers.get("content-type").startswith("text/event-stream")
+    assert "Boil it." in events and events.rstrip().endswith("data: [DONE]")
+
+
+async def test_health_through_the_entry_point(server: str) -> None:
+    response, text = await call(worker_env(server), js.Request.new("https://edge.example/healthz"))
+    assert response.status == 200 and json.loads(text)["status"] == "ok"
+
+
+async def test_refusals_are_json_with_their_headers(server: str) -> None:
+    env = worker_env(server)
+    unauthorized, text = await call(env, chat("eav_not-a-key", "hi"))
+    assert unauthorized.status == 401 and json.loads(text)["error"]["code"] == "invalid_api_key"
+    assert unauthorized.headers.get("www-authenticate").startswith("Bearer")
+    key = await with_key(env)
+    bad, text = await call(env, chat(key, ""))
+    assert bad.status == 400 and json.loads(text)["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_missing_secret_is_a_clear_configuration_error(server: str) -> None:
+    env = js_object({"EAVES_KV": KVNamespace.new(), "EAVES_ORIGIN_URL": server})
+    response, text = await call(env, chat("eav_x", "hi"))
+    assert response.status == 500
+    error = json.loads(text)["error"]
+    assert error["code"] == "edge_misconfigured" and "EAVES_ORIGIN_SECRET" in error["message"]
