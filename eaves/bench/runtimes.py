@@ -87,8 +87,10 @@ def measure_in_pyodide(iterations: int) -> dict[str, Any]:
 
 
 def render(cpython: dict[str, Any], pyodide: dict[str, Any]) -> str:
-    rows = [("hit path (EdgeApp.handle, in-memory ports)", "hit_path"), ("classify, pure-Python ONNX", "classify_pure"),
-            ("classify, onnx_lite + numpy", "classify_numpy"), ("classify, onnxruntime (1 thread)", "classify_onnxruntime")]
+    rows = [("hit path (EdgeApp.handle, in-memory ports)", "hit_path"),
+            ("classify, pure-Python ONNX", "classify_pure"),
+            ("classify, onnx_lite + numpy", "classify_numpy"),
+            ("classify, onnxruntime (1 thread)", "classify_onnxruntime")]
     out = [f"Per-request cost of the edge core, CPython {cpython['python']} vs Pyodide {pyodide['python']} "
            "(WebAssembly, Node), one run, µs",
            f"| {'what':<44} | {'CPython p50':>11} | {'p99':>7} | {'Pyodide p50':>11} | {'p99':>7} | {'ratio':>6} |",
