@@ -122,6 +122,7 @@ def measure_llama(runs: int, max_tokens: int) -> dict[str, Any]:
     total_time = sum(t + d for _, t, d in results)
     prompt_tokens = len(generator.model.tokenize(completion_prompt(GenerationRequest(
         model="g", messages=[{"role": "user", "content": questions[0]}], prompt=questions[0])).encode()))
+    asyncio.run(generator.aclose())
     return {"runs": runs, "max_tokens": max_tokens, "threads": generator.n_threads, "load_s": round(load_s, 2),
             "completion_tokens": [n for n, _, _ in results],
             "ttft_ms_median": round(statistics.median(t for _, t, _ in results) * 1000, 1),

@@ -109,6 +109,11 @@ class LlamaGenerator:
         return cls(Path(path) if path else None, n_ctx=int(environ.get("EAVES_LLAMA_CTX", "2048")),
                    n_threads=int(threads) if threads else None)
 
+    async def aclose(self) -> None:
+        """Free the model now (the origin's shutdown calls this), not in a destructor at interpreter exit."""
+        async with self._lock:
+            self.model.close()
+
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         return len(self.model.tokenize(completion_prompt(request).encode(), add_bos=True))
 

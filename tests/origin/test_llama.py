@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,11 +36,18 @@ class TestPrompt:
         assert prompt.startswith("You answer in French.\n")
 
 
+@pytest.fixture(scope="module")
+def generator() -> Iterator[LlamaGenerator]:
+    """One model for the module (loading it is the slow part), freed before the interpreter exits."""
+    model = LlamaGenerator()
+    yield model
+    asyncio.run(model.aclose())
+
+
 @needs_model
 class TestModel:
-    async def test_respects_max_tokens_and_keeps_the_loop_responsive(self) -> None:
+    async def test_respects_max_tokens_and_keeps_the_loop_responsive(self, generator: LlamaGenerator) -> None:
         """Generation stays within max_tokens and runs off the event loop, which keeps ticking meanwhile."""
-        generator = LlamaGenerator()
         ticks = 0
 
         async def ticker() -> None:
@@ -61,9 +69,8 @@ class TestModel:
         assert ticks >= elapsed / 0.01 * 0.3  # the loop was not blocked by inference
         assert generator.count_prompt_tokens(request([{"role": "user", "content": "hello"}])) > 3
 
-    async def test_stops_at_the_next_question(self) -> None:
+    async def test_stops_at_the_next_question(self, generator: LlamaGenerator) -> None:
         """A stop sequence ends the answer before the model invents the next turn."""
-        generator = LlamaGenerator()
         text = "".join([p.text async for p in generator.stream(request(
             [{"role": "user", "content": "What is the capital of France?"}], max_tokens=64, temperature=0.0))])
         assert "Question:" not in text and not text.endswith(("\n", " "))
