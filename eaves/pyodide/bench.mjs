@@ -4,13 +4,11 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { loadPyodide } from "pyodide";
+import { bootPyodide } from "./boot.mjs";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const iterations = Number(process.argv[2] || 5000);
-const pyodide = await loadPyodide({ env: { HOME: "/home/pyodide", PYTHONDONTWRITEBYTECODE: "1" } });
-pyodide.FS.mkdirTree("/repo");
-pyodide.mountNodeFS("/repo", repo);
+const pyodide = await bootPyodide({ repo });
 pyodide.globals.set("iterations", iterations);
 const result = await pyodide.runPythonAsync(`
 import json, sys

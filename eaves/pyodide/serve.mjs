@@ -15,11 +15,10 @@ import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { loadPyodide } from "pyodide";
-
 import { ExecutionContext, RateLimit } from "./bindings.mjs";
+import { bootPyodide } from "./boot.mjs";
 import { SidecarKVNamespace } from "./kv_sidecar.mjs";
-import { compatFlags, entrypointHelper, setWorkersEnv } from "./runtime_stubs.mjs";
+import { setWorkersEnv } from "./runtime_stubs.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..", "..");
@@ -33,13 +32,7 @@ if (!kvUrl) {
 }
 
 const started = performance.now();
-const pyodide = await loadPyodide({ env: { HOME: "/home/pyodide", PYTHONDONTWRITEBYTECODE: "1" } });
-pyodide.FS.mkdirTree("/repo");
-pyodide.mountNodeFS("/repo", repo);
-pyodide.FS.mkdirTree("/site");
-pyodide.mountNodeFS("/site", site);
-pyodide.registerJsModule("_cloudflare_compat_flags", compatFlags);
-pyodide.registerJsModule("_pyodide_entrypoint_helper", entrypointHelper);
+const pyodide = await bootPyodide({ repo, site });
 
 const env = { EAVES_KV: new SidecarKVNamespace(kvUrl) };
 for (const [name, value] of Object.entries(process.env)) {

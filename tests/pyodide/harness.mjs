@@ -40,14 +40,12 @@ if (!existsSync(path.join(site, "pytest"))) {
   process.exit(4);
 }
 
-const { loadPyodide } = await import("pyodide");
+const { bootPyodide } = await import("../../eaves/pyodide/boot.mjs");
 const { KVNamespace, RateLimit, ExecutionContext } = await import("../../eaves/pyodide/bindings.mjs");
-const { compatFlags, entrypointHelper, setWorkersEnv } = await import("../../eaves/pyodide/runtime_stubs.mjs");
+const { setWorkersEnv } = await import("../../eaves/pyodide/runtime_stubs.mjs");
 
 const started = performance.now();
-const pyodide = await loadPyodide({
-  env: { ...process.env, HOME: "/home/pyodide", PYTHONDONTWRITEBYTECODE: "1" },
-});
+const pyodide = await bootPyodide({ repo, site, env: process.env });
 // Python's output goes straight to ours as raw bytes (not line-batched), so pytest's progress dots
 // and failures read as usual.
 const write = (stream) => ({ write: (bytes) => (stream.write(bytes), bytes.length) });
@@ -55,13 +53,6 @@ pyodide.setStdout(write(process.stdout));
 pyodide.setStderr(write(process.stderr));
 const loadMs = performance.now() - started;
 
-pyodide.FS.mkdirTree("/repo");
-pyodide.mountNodeFS("/repo", repo);
-pyodide.FS.mkdirTree("/site");
-pyodide.mountNodeFS("/site", site);
-
-pyodide.registerJsModule("_cloudflare_compat_flags", compatFlags);
-pyodide.registerJsModule("_pyodide_entrypoint_helper", entrypointHelper);
 pyodide.registerJsModule("eaves_fakes", { KVNamespace, RateLimit, ExecutionContext, setWorkersEnv });
 
 pyodide.globals.set("pytest_args", pyodide.toPy(process.argv.slice(2)));

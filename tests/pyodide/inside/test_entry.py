@@ -4,7 +4,6 @@ real workers SDK, the KV fake and a real server on 127.0.0.1 as the origin."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,14 +18,6 @@ from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
 from edge.entry import Default
 from edge.workers._js import js_object
 from shared import wire
-
-
-@pytest.fixture
-def server() -> str:
-    url = os.environ.get("EAVES_TEST_SERVER")
-    if not url:
-        pytest.skip("EAVES_TEST_SERVER is not set (tests/pyodide/test_pyodide_tier.py starts the server)")
-    return url
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Any
 
 import js
@@ -21,14 +20,6 @@ from edge.workers.kv import WorkersKV
 from edge.workers.origin import JsStreamBody, WorkersOrigin
 from edge.workers.ratelimit import WorkersRateLimiter
 from shared.kv import KVLimitError
-
-
-@pytest.fixture
-def server() -> str:
-    url = os.environ.get("EAVES_TEST_SERVER")
-    if not url:
-        pytest.skip("EAVES_TEST_SERVER is not set (tests/pyodide/test_pyodide_tier.py starts the server)")
-    return url
 
 
 class TestWorkersKV:
