@@ -1,12 +1,17 @@
 """The edge handler: request in, response out, every step through a port.
 
-    auth → rate limit → parse → KV lookup → classify → route (block | edge | cache | origin)
+    auth → rate limit → parse → KV lookup → classify → route (block | edge | cache | origin | async)
                                    │                                           │ fails
                                    └─ fresh: hit / stale: serve + refresh      └─► stale → canned → 502/503/504
 
 The KV lookup comes before classification on purpose: an answer is only ever stored for a
 prompt the current model and policy routed to the cache (their versions are in the key), so a hit
 needs no classification, and the hit path stays a hash, a counter update and one KV read.
+
+A miss goes to the origin behind the circuit breaker; identical cacheable misses in this worker share
+one call (``edge.coalesce``); a streamed answer is relayed as it arrives, with heartbeats while the
+model is silent (``edge.streaming``); an ``async`` route or ``Prefer: respond-async`` becomes a job
+(``edge.jobs``). Stored and canned answers are replayed as streams when the client asked for one.
 """
 
 from __future__ import annotations
