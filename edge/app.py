@@ -142,13 +142,15 @@ class EdgeApp:
             if cached is not None:
                 now = self.clock.now()
                 state = freshness(cached, now, control)
-                if state == "fresh":
-                    return self._from_cache(cached, "hit", now, limit_headers, chat.stream)
-                if state == "stale":
-                    self._refresh_later(request.body, principal, key, cached, request_id)
-                    return self._from_cache(cached, "stale", now, limit_headers, chat.stream)
                 if state == "error-only":
                     fallback_entry = cached
+                elif state in ("fresh", "stale"):
+                    served = self._from_cache(cached, "hit" if state == "fresh" else "stale", now, limit_headers,
+                                              chat.stream)
+                    if served is not None:
+                        if state == "stale":
+                            self._refresh_later(request.body, principal, key, cached, request_id)
+                        return served
 
         intent = self.classifier.classify(chat.prompt)
         route = self.policy.route(intent)
@@ -205,11 +207,17 @@ class EdgeApp:
         return headers
 
     def _from_cache(self, cached: wire.CachedAnswer, route: str, now: float,
-                    limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
+                    limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse | None:
+        """The stored answer, or None when a stream was asked for and the stored body cannot be replayed as
+        one (not a chat completion): then it is treated as absent, never as a crash."""
         headers = [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, cached.intent),
                    ("age", str(max(0, int(now - cached.created)))), *limit_headers]
         if stream:  # a stored answer replayed as the stream the client asked for
-            return EdgeResponse(200, streaming.replay(cached.body), headers, content_type=sse.MEDIA_TYPE)
+            try:
+                replayed = streaming.replay(cached.body)
+            except ValueError:
+                return None
+            return EdgeResponse(200, replayed, headers, content_type=sse.MEDIA_TYPE)
         return EdgeResponse(200, cached.body, headers)
 
     def _canned(self, answer: str, model: str, route: str, intent: Intent,
@@ -270,9 +278,10 @@ class EdgeApp:
                   model: str, intent: Intent, limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
         """The origin could not answer: a stale answer, else the intent's canned answer, else a clear error."""
         headers = [("x-edge-fallback-reason", failure.code)]
-        if entry is not None:
+        stale = self._from_cache(entry, "stale", self.clock.now(), limit_headers, stream) if entry else None
+        if stale is not None:
             self.stats["fallback_stale"] += 1
-            response = self._from_cache(entry, "stale", self.clock.now(), limit_headers, stream)
+            response = stale
         elif route.answer is not None:
             self.stats["fallback_canned"] += 1
             response = self._canned(route.answer, model, "fallback", intent, limit_headers, stream)

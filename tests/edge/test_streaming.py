@@ -95,6 +95,19 @@ class TestThroughTheEdge:
         assert json.loads(await read_body(plain))["choices"][0]["message"]["content"] == text
         assert rig.origin.calls == 1
 
+    async def test_a_stored_body_that_is_not_a_completion_is_a_miss_for_a_stream(self) -> None:
+        """An entry that cannot be replayed as a stream (not a chat completion) is regenerated, not a crash."""
+        rig = await make_rig()
+        await rig.chat("What is a cache?")
+        [entry_key] = [k.name for k in (await rig.kv.list(prefix="ans/")).keys]
+        entry = await rig.kv.get(entry_key)
+        assert entry is not None
+        await rig.kv.put(entry_key, b"not json", expiration_ttl=3600, metadata=entry.metadata)
+        streamed = await rig.chat("What is a cache?", stream=True)
+        assert streamed.header("x-edge-route") == "miss"
+        assert sse_events(await read_body(streamed))[-1] == "[DONE]"
+        assert rig.origin.calls == 2
+
     async def test_broken_generation_reaches_the_client_as_an_error_event_and_is_not_cached(self) -> None:
         """A generation that fails mid-stream ends the client's stream with an error; nothing is stored."""
         rig = await make_rig(SimulatedGenerator(ttft_s=0.0, tokens_per_s=1000, fail_after_tokens=4))
