@@ -44,6 +44,7 @@ class LoadTestConfig:
     low_key: str | None = None
     out_dir: Path = Path("reports/loadtest")
     edge_workers: int = 1
+    runtime: str = "cpython"  # the edge's: cpython (emulator) or pyodide (the Workers entry point)
     origin_workers: int = 1
     data_dir: Path | None = None
     sim_ttft_ms: int = 50
@@ -202,7 +203,8 @@ def local_stack(config: LoadTestConfig) -> Iterator[tuple[str, str, str]]:
         env = {"EAVES_TIERS": json.dumps(tiers), "EAVES_SIM_TTFT_MS": str(config.sim_ttft_ms),
                "EAVES_SIM_TOKENS_PER_S": "400"}
         running = stack.enter_context(running_stack(data_dir, env=env, edge_workers=config.edge_workers,
-                                                    origin_workers=config.origin_workers))
+                                                    origin_workers=config.origin_workers,
+                                                    edge_args=["--runtime", config.runtime]))
         assert running.edge is not None
         yield running.edge.url, key, low_key
         with contextlib.suppress(OSError):

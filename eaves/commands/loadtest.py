@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from eaves.commands.common import add_runtime
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("loadtest", help="run the locust scenarios against the edge and summarise per route")
@@ -27,6 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--origin-workers", type=int, default=1, help="origin worker processes (default: 1)")
     parser.add_argument("--data-dir", type=Path, default=None, help="stack state (default: a temporary directory)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_runtime(parser)
     parser.set_defaults(func=run)
 
 
@@ -50,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config = LoadTestConfig(users=args.users, spawn_rate=args.spawn_rate, run_time_s=args.run_time, url=args.url,
                             key=args.key, low_key=args.low_key, out_dir=args.out, edge_workers=args.edge_workers,
-                            origin_workers=args.origin_workers, data_dir=args.data_dir)
+                            origin_workers=args.origin_workers, data_dir=args.data_dir, runtime=args.runtime)
     print(f"eaves loadtest: {args.users} users for {args.run_time}s against "
-          f"{args.url or 'a fresh local stack'}", file=sys.stderr)
+          f"{args.url or f'a fresh local stack (edge runtime {args.runtime})'}", file=sys.stderr)
     try:
         result = run_loadtest(config)
     except (LoadTestError, StackError) as exc:

@@ -32,3 +32,15 @@ def test_short_loadtest_has_no_unexpected_failures(tmp_path: Path, request: pyte
         assert routes.get(route, 0) > 0, routes
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "locust_stats.csv").exists()
     assert result.origin_calls_saved > 0
+
+
+@pytest.mark.integration
+def test_short_loadtest_against_the_pyodide_edge(tmp_path: Path) -> None:
+    """The deployed code path (the Workers entry point in Pyodide) under the same scenarios, shorter."""
+    from tests.node_tools import NODE_MODULES, PYODIDE_SITE, require
+
+    require(NODE_MODULES / "pyodide", PYODIDE_SITE)
+    result = run(LoadTestConfig(users=6, spawn_rate=10, run_time_s=10, out_dir=tmp_path / "report", runtime="pyodide"))
+    assert result.unexpected_failures == 0, result.failures
+    for route in ("hit", "miss", "unauthorized", "rate_limited"):
+        assert result.by_route.get(route, 0) > 0, result.by_route
