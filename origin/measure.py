@@ -1,8 +1,9 @@
 """Measurements behind the README's generation figures, runnable on any machine.
 
-    python -m origin.measure ttfb [--requests 400]   streaming TTFB/TTFT through the edge minus straight
-                                                    from the origin (latency simulator, local stack)
-    python -m origin.measure llama [--runs 5]         the embedded model's tokens per second here
+    eaves measure-generation [all|ttfb|llama] [--json]   (same as python -m origin.measure)
+
+    ttfb   streaming TTFB/TTFT through the edge minus straight from the origin (latency simulator, local stack)
+    llama  the embedded model's tokens per second here (skipped under `all` when it is not installed)
 
 ``ttfb`` starts the stack (origin + edge emulator, one worker each) on 127.0.0.1, then sends
 interleaved streaming requests, each a distinct question (so every one is a miss that the origin
@@ -130,20 +131,60 @@ def measure_llama(runs: int, max_tokens: int) -> dict[str, Any]:
             "end_to_end_tokens_per_s": round(total_tokens / total_time, 1), "prompt_tokens_example": prompt_tokens}
 
 
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a plain-text table (what `--json` prints as JSON)."""
+    lines: list[str] = []
+    ttfb = report.get("ttfb")
+    if ttfb:
+        lines.append(f"Streaming, latency simulator (TTFT {ttfb['simulated_ttft_ms']} ms), "
+                     f"{ttfb['requests_each']} unique-prompt misses per path, 127.0.0.1")
+        lines.append(f"{'metric':<10}{'edge ms':>10}{'origin ms':>11}{'edge - origin':>15}")
+        for metric in ("ttfb", "ttft"):
+            for q in (50, 99):
+                row = ttfb[f"{metric}_p{q}_ms"]
+                lines.append(f"{metric + ' p' + str(q):<10}{row['edge']:>10.2f}{row['origin']:>11.2f}"
+                             f"{row['edge_minus_origin']:>15.2f}")
+    llama = report.get("llama")
+    if llama:
+        if lines:
+            lines.append("")
+        if "skipped" in llama:
+            lines.append(f"Embedded model: skipped ({llama['skipped']})")
+        else:
+            lines.append(f"Embedded model (Gemma 3 270M Q4_K_M, llama.cpp, {llama['threads']} threads), "
+                         f"{llama['runs']} runs of <= {llama['max_tokens']} tokens")
+            lines.append(f"  load {llama['load_s']} s, time to first token (median) {llama['ttft_ms_median']} ms")
+            lines.append(f"  decode tokens/s (median) {llama['decode_tokens_per_s_median']}, "
+                         f"end to end tokens/s {llama['end_to_end_tokens_per_s']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m origin.measure", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="what", required=True)
-    ttfb = sub.add_parser("ttfb")
-    ttfb.add_argument("--requests", type=int, default=400, help="per path (default: %(default)s)")
-    ttfb.add_argument("--ttft-ms", type=int, default=20, help="the simulator's time to first token")
-    llama = sub.add_parser("llama")
-    llama.add_argument("--runs", type=int, default=6)
-    llama.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("what", nargs="?", choices=("all", "ttfb", "llama"), default="all",
+                        help="what to measure (default: both)")
+    parser.add_argument("--requests", type=int, default=200, help="ttfb: requests per path (default: %(default)s)")
+    parser.add_argument("--ttft-ms", type=int, default=20, help="ttfb: the simulator's time to first token")
+    parser.add_argument("--runs", type=int, default=6, help="llama: generations (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="llama: tokens per generation")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    report = measure_ttfb(args.requests, args.ttft_ms) if args.what == "ttfb" else \
-        measure_llama(args.runs, args.max_tokens)
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    if args.requests < 1 or args.runs < 1 or args.max_tokens < 1 or args.ttft_ms < 0:
+        parser.error("--requests, --runs and --max-tokens must be positive, --ttft-ms not negative")
+    report: dict[str, Any] = {}
+    if args.what in ("all", "ttfb"):
+        report["ttfb"] = measure_ttfb(args.requests, args.ttft_ms)
+    if args.what in ("all", "llama"):
+        from origin.generators.llama import llama_available
+
+        if llama_available():
+            report["llama"] = measure_llama(args.runs, args.max_tokens)
+        elif args.what == "llama":
+            print("the embedded model is not installed (scripts/setup --llm)", file=sys.stderr)
+            return 2
+        else:
+            report["llama"] = {"skipped": "the embedded model is not installed (scripts/setup --llm)"}
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
 
 
