@@ -31,6 +31,9 @@ Optional keys per rule:
   fails and nothing stale is left.
 - ``stale_if_error_s`` (whole seconds >= 0, ``cache`` rules only): how long past ``ttl_s`` a cached answer
   may still be served when the origin fails; without it the edge's ``STALE_IF_ERROR_S`` setting applies.
+- ``scope`` (``cache`` rules): who may be served the stored answer: ``"shared"`` (everyone in
+  the tenant; the default for ``cache``), ``"user"`` (only the end user who asked; not stored when the edge does
+  not know the user) or ``"none"`` (never stored; the default for every other action).
 - ``timeout_s`` (seconds > 0, a number, fractions allowed; rules that reach the origin: ``cache``,
   ``origin``, ``async``): how long this route waits for the origin; without it the edge's
   ``ORIGIN_TIMEOUT_S`` setting applies.
@@ -45,11 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.intent.routing import ACTIONS, Action, Intent, Route
+from shared.intent.routing import ACTIONS, SCOPES, Action, Intent, Route, Scope
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
-                        "timeout_s"})
+                        "timeout_s", "scope"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
 _TOP_KEYS = frozenset({"version", "default", "domains", "intents"})
 
@@ -101,9 +104,18 @@ def _rule(where: str, raw: Any, reason: str) -> Rule:
         raise PolicyError(f"{where}: answer must be a string")
     if not isinstance(floor, int | float) or isinstance(floor, bool) or not 0.0 <= floor <= 1.0:
         raise PolicyError(f"{where}: min_confidence must be a number from 0 to 1, not {floor!r}")
+    scope = raw.get("scope", "shared" if action == "cache" else "none")
+    if scope not in SCOPES:
+        raise PolicyError(f"{where}: scope must be one of {list(SCOPES)}, not {scope!r}")
+    if action == "cache" and scope == "none":
+        raise PolicyError(f"{where}: a cache rule with scope \"none\" keeps nothing; use action \"origin\"")
+    if action != "cache" and scope != "none":
+        raise PolicyError(f"{where}: scope {scope!r} applies to cache rules only (action is {action!r}); "
+                          "nothing else is stored")
     checked: Action = action
+    checked_scope: Scope = scope
     route = Route(checked, ttl_s=ttl, stale_s=stale, answer=answer, reason=reason, stale_if_error_s=keep,
-                  timeout_s=None if timeout is None else float(timeout))
+                  timeout_s=None if timeout is None else float(timeout), scope=checked_scope)
     return Rule(route, float(floor))
 
 

@@ -11,6 +11,9 @@ from typing import Literal, Protocol
 
 Action = Literal["block", "edge", "cache", "origin", "async"]
 ACTIONS: tuple[Action, ...] = ("block", "edge", "cache", "origin", "async")
+# Who may be served a stored answer: everyone in the tenant, only the end user who asked, or nobody.
+Scope = Literal["shared", "user", "none"]
+SCOPES: tuple[Scope, ...] = ("shared", "user", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class Route:
     reason: str = ""  # why: "intent greeting", "domain abuse", ...
     stale_if_error_s: int | None = None  # cache: how long past ttl it may be served when the origin fails
     timeout_s: float | None = None  # how long this route may wait for the origin (None: the edge's default)
+    scope: Scope = "shared"  # cache: shared by the tenant, per end user ("user"), or not kept ("none")
 
 
 class IntentClassifier(Protocol):

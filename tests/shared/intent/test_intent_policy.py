@@ -119,6 +119,9 @@ class TestValidation:
          "timeout_s applies to rules that reach the origin"),
         (MINIMAL + '[intents.hi]\naction = "edge"\nanswer = "Hi"\ntimeout_s = 2\n', "action 'edge' never does"),
         ("[default\n", "not valid TOML"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nscope = "everyone"\n', "scope must be one of"),
+        (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nscope = "none"\n', "keeps nothing"),
+        (MINIMAL + '[intents.hi]\naction = "origin"\nscope = "user"\n', "applies to cache rules only"),
     ])
     def test_bad_policies(self, text: str, message: str) -> None:
         """Each mistake is a PolicyError whose message says what to fix."""
@@ -134,3 +137,16 @@ class TestValidation:
         """A missing policy file is a PolicyError naming it."""
         with pytest.raises(PolicyError, match=r"missing\.toml"):
             load_policy(tmp_path / "missing.toml")
+
+
+class TestScope:
+    def test_cache_rules_default_to_shared_and_others_to_none(self) -> None:
+        """A cache rule without a scope is shared by the tenant; nothing else is stored at all."""
+        policy = TomlPolicy(MINIMAL + '[intents.hi]\naction = "origin"\n', "p.toml")
+        assert policy.default.route.scope == "shared"
+        assert policy.intents["hi"].route.scope == "none"
+
+    def test_user_scope_is_kept(self) -> None:
+        """``scope = "user"`` reaches the route the edge acts on."""
+        policy = TomlPolicy(MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nscope = "user"\n', "p.toml")
+        assert policy.route(Intent("hi", "d", 1.0)).scope == "user"
