@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 from edge import errors
 from shared import sse
@@ -63,6 +64,91 @@ async def relay(body: AsyncIterator[bytes], *, heartbeat_s: float | None) -> Asy
 
 async def _next(iterator: AsyncIterator[bytes]) -> bytes:
     return await anext(iterator)
+
+
+class Rewriter(Protocol):
+    """Turns one SSE byte stream into another, chunk by chunk: ``feed`` what arrived, ``close`` at its end."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
+def rewrite(body: bytes | AsyncIterator[bytes], make: Callable[[], Rewriter]) -> bytes | AsyncIterator[bytes]:
+    """``body`` through a fresh rewriter: at once for a stored stream, as it arrives for a relayed one."""
+    if isinstance(body, bytes | bytearray):
+        rewriter = make()
+        return rewriter.feed(bytes(body)) + rewriter.close()
+    return _rewrite_live(body, make())
+
+
+async def _rewrite_live(body: AsyncIterator[bytes], rewriter: Rewriter) -> AsyncIterator[bytes]:
+    try:
+        async for data in body:
+            out = rewriter.feed(data)
+            if out:
+                yield out
+        tail = rewriter.close()
+        if tail:
+            yield tail
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+class UsageShaper:
+    """Puts a chat stream's usage where OpenAI puts it, whatever the source did.
+
+    With ``stream_options: {"include_usage": true}`` the usage comes in one extra chunk after the finish
+    chunk, with ``choices: []``, and in no other chunk; without it, nowhere. Stored answers replay with the
+    usage on the finish chunk and a relayed origin stream may carry either shape, so every stream the edge
+    sends a chat client passes through here. Events without usage pass through as the same bytes.
+    """
+
+    __slots__ = ("_held", "_include", "_reader", "_sent")
+
+    def __init__(self, include_usage: bool) -> None:
+        self._include = include_usage
+        self._reader = sse.EventReader()
+        self._held: bytes | None = None
+        self._sent = False
+
+    def feed(self, data: bytes) -> bytes:
+        return b"".join(self._shape(raw) for raw in self._reader.feed(data))
+
+    def close(self) -> bytes:
+        return self._reader.pending
+
+    def _shape(self, raw: bytes) -> bytes:
+        data = sse.data_of(raw)
+        if data is None:
+            return raw
+        if data == b"[DONE]":
+            usage = self._held if self._include and not self._sent else None
+            return (usage or b"") + raw
+        if b'"usage"' not in data:
+            return raw
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return raw
+        if not isinstance(payload, dict) or payload.get("usage") is None or "error" in payload:
+            return raw
+        usage = payload.pop("usage")
+        if payload.get("choices"):
+            self._held = sse.usage_chunk(payload.get("id", ""), payload.get("created", 0), payload.get("model", ""),
+                                         usage)
+            return sse.event(payload)
+        if self._include and not self._sent:
+            self._sent = True
+            return raw
+        return b""
+
+
+def shape_usage(body: bytes | AsyncIterator[bytes], include_usage: bool) -> bytes | AsyncIterator[bytes]:
+    return rewrite(body, lambda: UsageShaper(include_usage))
 
 
 def replay(body: bytes) -> bytes:
