@@ -20,13 +20,14 @@ from typing import Any
 
 import httpx
 
-from origin.generators.base import GenerationError, GenerationRequest, Piece, rough_token_count
+from origin.generators.base import TOOL_FIELDS, GenerationError, GenerationRequest, Piece, rough_token_count
 
 log = logging.getLogger("eaves.origin.openai")
 
 
 class OpenAICompatGenerator:
     name = "openai"
+    supports_tools = True
 
     def __init__(self, base_url: str, *, api_key: str = "", model: str = "", timeout_s: float = 60.0,
                  connect_timeout_s: float = 5.0, max_attempts: int = 4, backoff_base_s: float = 0.5,
@@ -46,6 +47,7 @@ class OpenAICompatGenerator:
         if client is not None and api_key:
             self._client.headers.update(headers)
         self.attempts = 0
+        self.model_names: tuple[str, ...] = (model,) if model else ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OpenAICompatGenerator:
@@ -68,6 +70,9 @@ class OpenAICompatGenerator:
             payload["temperature"] = request.temperature
         if request.extra.get("stop"):
             payload["stop"] = request.extra["stop"]
+        for name in TOOL_FIELDS:
+            if request.extra.get(name) is not None:
+                payload[name] = request.extra[name]
         return payload
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:
@@ -149,10 +154,14 @@ async def _pieces(response: httpx.Response) -> AsyncIterator[Piece]:
                 raise GenerationError(f"the upstream failed mid-stream: {message}")
             usage = chunk.get("usage") if isinstance(chunk, dict) else None
             for choice in chunk.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    started = True
-                    yield Piece(text, 1)
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                calls = delta.get("tool_calls")
+                finish = choice.get("finish_reason")
+                if text or calls or finish:
+                    started = started or bool(text or calls)
+                    yield Piece(text or "", 1 if text else 0, finish_reason=finish,
+                                tool_calls=calls if isinstance(calls, list) else None)
             if usage:
                 yield Piece("", 0, {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
                                     "completion_tokens": int(usage.get("completion_tokens", 0))})

@@ -28,6 +28,8 @@ class SimulatedGenerator:
     seed: int = 0
     echo_tenant: bool = False  # start answers with the tenant: lets fault runs prove no answer crossed tenants
     name: str = "simulator"
+    supports_tools: bool = False
+    model_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -51,10 +53,12 @@ class SimulatedGenerator:
         if self.fail_rate and self._random.random() < self.fail_rate:
             raise GenerationError("simulated failure before the first token")
         pieces = self.answer_for(request)
+        # Cut short by max_tokens, as a model would be: OpenAI calls that "length".
+        finish = "length" if request.max_tokens < self.answer_tokens else "stop"
         interval = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
         for index, piece in enumerate(pieces):
             if self.fail_after_tokens is not None and index >= self.fail_after_tokens:
                 raise GenerationError(f"simulated failure after {index} tokens")
             if index and interval:
                 await asyncio.sleep(interval)
-            yield Piece(piece, 1)
+            yield Piece(piece, 1, finish_reason=finish if index == len(pieces) - 1 else None)
