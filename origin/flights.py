@@ -32,7 +32,7 @@ class Flight:
     body: bytes = b""  # the final non-streamed completion, once done
     usage: dict[str, Any] = field(default_factory=dict)
     writeback: str = "pending"
-    finish_reason: str = "stop"  # as the generator reported it: "length" when max_tokens cut it short
+    finish_reason: str = "stop"  # why the model stopped; only "stop" answers are written back
     started: float = field(default_factory=time.perf_counter)
     first_piece_at: float | None = None
     finished_at: float | None = None
@@ -133,7 +133,6 @@ class Flights:
 def request_key(tenant: str, payload: dict[str, Any]) -> str:
     """The coalescing key of an uncacheable request: everything in it that changes the answer."""
     fields = {k: payload.get(k) for k in ("model", "messages", "max_tokens", "max_completion_tokens",
-                                          "temperature", "top_p", "stop", "seed", "tools", "tool_choice",
-                                          "parallel_tool_calls", "response_format")}
+                                          "temperature", "top_p", "stop", "seed")}
     raw = json.dumps([tenant, fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "req/" + hashlib.sha256(raw.encode()).hexdigest()

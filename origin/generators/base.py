@@ -34,8 +34,8 @@ class Piece:
     # Exact counts when the backend reports them (an OpenAI-compatible API's final usage chunk):
     # {"prompt_tokens": n, "completion_tokens": m}; they replace the running estimate.
     usage: dict[str, int] | None = None
-    # Why the generation ended, in OpenAI's words ("stop", "length", "tool_calls", "content_filter"),
-    # on the piece that ends it; a generation that never says so ended with "stop".
+    # Why the model stopped, on the last piece when the backend says ("stop", "length", "content_filter",
+    # "tool_calls"); only an answer that ended with "stop" is complete enough to store for others.
     finish_reason: str | None = None
     # Tool-call deltas as an OpenAI stream sends them ([{"index": 0, "id": ..., "function": {...}}]);
     # only a generator with ``supports_tools`` produces them.

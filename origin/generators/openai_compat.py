@@ -154,14 +154,17 @@ async def _pieces(response: httpx.Response) -> AsyncIterator[Piece]:
                 raise GenerationError(f"the upstream failed mid-stream: {message}")
             usage = chunk.get("usage") if isinstance(chunk, dict) else None
             for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                text = delta.get("content")
-                calls = delta.get("tool_calls")
-                finish = choice.get("finish_reason")
-                if text or calls or finish:
-                    started = started or bool(text or calls)
-                    yield Piece(text or "", 1 if text else 0, finish_reason=finish,
-                                tool_calls=calls if isinstance(calls, list) else None)
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    started = True
+                    yield Piece(text, 1)
+                calls = (choice.get("delta") or {}).get("tool_calls")
+                if isinstance(calls, list) and calls:
+                    started = True
+                    yield Piece("", 0, tool_calls=calls)
+                reason = choice.get("finish_reason")
+                if isinstance(reason, str) and reason:
+                    yield Piece("", 0, finish_reason=reason)
             if usage:
                 yield Piece("", 0, {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
                                     "completion_tokens": int(usage.get("completion_tokens", 0))})

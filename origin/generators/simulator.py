@@ -53,12 +53,13 @@ class SimulatedGenerator:
         if self.fail_rate and self._random.random() < self.fail_rate:
             raise GenerationError("simulated failure before the first token")
         pieces = self.answer_for(request)
-        # Cut short by max_tokens, as a model would be: OpenAI calls that "length".
-        finish = "length" if request.max_tokens < self.answer_tokens else "stop"
         interval = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
         for index, piece in enumerate(pieces):
             if self.fail_after_tokens is not None and index >= self.fail_after_tokens:
                 raise GenerationError(f"simulated failure after {index} tokens")
             if index and interval:
                 await asyncio.sleep(interval)
-            yield Piece(piece, 1, finish_reason=finish if index == len(pieces) - 1 else None)
+            last = index == len(pieces) - 1
+            # Cut short by max_tokens: say so, as a real model does, so the answer is never stored.
+            truncated = request.max_tokens < self.answer_tokens
+            yield Piece(piece, 1, finish_reason=("length" if truncated else "stop") if last else None)

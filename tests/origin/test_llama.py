@@ -125,7 +125,7 @@ class FakeLlama:
         import numpy as np
 
         finish = "length"
-        for step, row in enumerate(self.steps[:max_tokens]):
+        for row in self.steps[:max_tokens]:
             scores = np.asarray(row, dtype=np.single)
             for process in logits_processor or []:
                 scores = process(np.asarray([], dtype=np.intc), scores)
