@@ -358,6 +358,8 @@ class EdgeApp:
 
 def _wants_usage(body: bytes) -> bool:
     """Whether a (valid: the pipeline parsed it) chat body asked for the usage chunk."""
+    if b"include_usage" not in body:
+        return False  # most streams: no second parse
     try:
         data = json.loads(body)
     except ValueError:

@@ -46,6 +46,20 @@ _REFUSED = {
     "max_tool_calls": "tools are not served on /v1/responses",
 }
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+
+# A popular question arrives as the same bytes again and again, and its stored answer is the same bytes too:
+# the translation each way is remembered for small bodies (as edge.parsing does for chat bodies), which keeps
+# a Responses hit near a chat hit instead of paying two JSON parses and two encodings each time.
+MEMO_ENTRIES = 1024
+MEMO_MAX_BYTES = 4096
+_translated: dict[bytes, tuple[dict[str, Any], bytes]] = {}
+_rendered: dict[tuple[bytes, bytes], bytes] = {}
+
+
+def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(table) >= MEMO_ENTRIES:
+        del table[next(iter(table))]  # the oldest entry: insertion order
+    table[key] = value
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
@@ -204,35 +218,57 @@ class ResponsesCall:
     """One Responses request: its translation to chat, then the chat answer rendered back as Responses."""
 
     request: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""
 
     def translate(self, body: bytes) -> bytes:
         """The chat body for this Responses body (``edge.app`` calls it after auth); raises WireError."""
+        self.body = body
+        found = _translated.get(body)
+        if found is not None:
+            self.request = found[0]
+            return found[1]
         try:
             request = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise wire.WireError(f"request body is not valid JSON: {exc}") from exc
         if not isinstance(request, dict):
             raise wire.WireError("request body must be a JSON object")
+        chat = json_bytes(to_chat(request))
         self.request = request
-        return json_bytes(to_chat(request))
+        if len(body) <= MEMO_MAX_BYTES:
+            _remember(_translated, body, (request, chat))  # only valid bodies: an error is raised every time
+        return chat
 
     def adapt(self, response: EdgeResponse) -> EdgeResponse:
         """A chat answer as the Responses client expects it; errors and job tickets pass unchanged (the
         error body's shape is the same in both APIs)."""
         if response.status != 200:
             return response
-        if response.content_type.startswith(sse.MEDIA_TYPE):
-            response.body = rewrite(response.body, lambda: EventWriter(self))
-            return response
         if not isinstance(response.body, bytes | bytearray):
+            if response.content_type.startswith(sse.MEDIA_TYPE):
+                response.body = rewrite(response.body, lambda: EventWriter(self))
+            return response
+        stored = bytes(response.body)
+        found = _rendered.get((self.body, stored))
+        if found is not None:
+            response.body = found
+            return response
+        if response.content_type.startswith(sse.MEDIA_TYPE):  # a stored answer replayed as a stream
+            rendered = rewrite(stored, lambda: EventWriter(self))
+            assert isinstance(rendered, bytes)
+            response.body = rendered
+            if len(stored) + len(self.body) <= MEMO_MAX_BYTES:
+                _remember(_rendered, (self.body, stored), rendered)
             return response
         try:
-            completion = json.loads(response.body)
+            completion = json.loads(stored)
         except ValueError:
             return response
         if not isinstance(completion, dict) or completion.get("object") != "chat.completion":
             return response
         response.body = json_bytes(self.response_object(completion))
+        if len(stored) + len(self.body) <= MEMO_MAX_BYTES:
+            _remember(_rendered, (self.body, stored), response.body)
         return response
 
     # ------------------------------------------------------------------ the Response object

@@ -147,13 +147,39 @@ class UsageShaper:
         return b""
 
 
+# A stream hit replays the same stored bytes again and again: the replay and its shaping are pure functions
+# of those bytes, remembered for small bodies so a stream hit costs about what a plain hit does.
+MEMO_ENTRIES = 512
+MEMO_MAX_BYTES = 8192
+_replayed: dict[bytes, bytes] = {}
+_shaped: dict[tuple[bool, bytes], bytes] = {}
+
+
+def _remember(table: dict[Any, bytes], key: Any, value: bytes, size: int) -> bytes:
+    if size <= MEMO_MAX_BYTES:
+        if len(table) >= MEMO_ENTRIES:
+            del table[next(iter(table))]  # the oldest entry: insertion order
+        table[key] = value
+    return value
+
+
 def shape_usage(body: bytes | AsyncIterator[bytes], include_usage: bool) -> bytes | AsyncIterator[bytes]:
-    return rewrite(body, lambda: UsageShaper(include_usage))
+    if not isinstance(body, bytes | bytearray):
+        return rewrite(body, lambda: UsageShaper(include_usage))
+    found = _shaped.get((include_usage, bytes(body)))
+    if found is not None:
+        return found
+    shaped = rewrite(bytes(body), lambda: UsageShaper(include_usage))
+    assert isinstance(shaped, bytes)
+    return _remember(_shaped, (include_usage, bytes(body)), shaped, len(body))
 
 
 def replay(body: bytes) -> bytes:
     """A stored completion as a whole SSE stream (a cache hit for a ``stream: true`` request)."""
-    return sse.completion_to_sse(body)
+    found = _replayed.get(body)
+    if found is not None:
+        return found
+    return _remember(_replayed, body, sse.completion_to_sse(body), len(body))
 
 
 async def collect(body: bytes | AsyncIterator[bytes], limit: int = 1 << 20) -> bytes:

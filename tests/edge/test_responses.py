@@ -96,6 +96,22 @@ class TestResponses:
         assert error["param"] == param and error["type"] == "invalid_request_error"
         assert world.simulator.generations == 0 and await world.answer_keys() == []
 
+    async def test_each_asker_gets_their_own_envelope_from_one_entry(self) -> None:
+        """Two requests differing only in ``metadata`` share the answer, and each gets its own metadata back."""
+        world = await make_world()
+        first = body_of(await respond(world, {"input": "Same question", "metadata": {"page": "a"}}))
+        for _ in range(2):  # the second time from the remembered rendering
+            second = await respond(world, {"input": "Same question", "metadata": {"page": "b"}})
+            assert second.header("x-edge-route") == "hit"
+            assert body_of(second)["metadata"] == {"page": "b"}
+            assert body_of(second)["output"] == first["output"]
+
+    async def test_a_refused_body_is_refused_every_time(self) -> None:
+        """A body that failed translation is not remembered: the same bytes are refused again."""
+        world = await make_world()
+        for _ in range(2):
+            assert (await respond(world, {"input": "hi", "background": True})).status == 400
+
     async def test_authentication_comes_before_the_body(self) -> None:
         """An unauthenticated caller gets a 401 even for a body the edge would refuse."""
         world = await make_world()
