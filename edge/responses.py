@@ -11,10 +11,12 @@ one cache entry; the stored body is always a chat completion, rendered per clien
 
 Served: ``input`` as a string or message items with text parts, ``instructions``, ``max_output_tokens``,
 ``temperature``, ``top_p``, ``text.format`` (text, json_object, json_schema), ``reasoning.effort``,
-``user``/``safety_identifier``, ``stream``; ``metadata`` and hints that cannot change the answer are
-accepted. Refused with a 400 naming the field (never answered as if the field were absent): anything
-that needs state this edge does not keep (``previous_response_id``, ``conversation``, ``background``,
-``prompt``), tools, non-text input, and fields it does not know.
+``user``/``safety_identifier``, ``stream``; function ``tools`` with ``tool_choice`` and
+``parallel_tool_calls``, and ``function_call``/``function_call_output`` input items (chat's tool calls and
+tool messages; the origin forwards them to a generator that can call tools, or refuses them); ``metadata``
+and hints that cannot change the answer are accepted. Refused with a 400 naming the field (never answered
+as if the field were absent): anything that needs state this edge does not keep (``previous_response_id``,
+``conversation``, ``background``, ``prompt``), built-in tools, non-text input, and fields it does not know.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ PATH = "/v1/responses"
 # Accepted and not forwarded: none of them changes the answer (store: this edge keeps no responses, and
 # says so with "store": false in every Response it returns).
 _HINTS = frozenset({"metadata", "store", "service_tier", "prompt_cache_key", "prompt_cache_retention",
-                    "stream_options", "truncation", "parallel_tool_calls"})
+                    "stream_options", "truncation"})
 _FORWARDED = frozenset({"model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "text",
-                        "reasoning", "user", "safety_identifier", "stream", "tools", "tool_choice", "include"})
+                        "reasoning", "user", "safety_identifier", "stream", "tools", "tool_choice", "include",
+                        "parallel_tool_calls"})
 # Fields whose presence (with a value) asks for something this edge cannot do, and why.
 _REFUSED = {
     "previous_response_id": "this edge stores no responses; send the whole conversation in 'input'",
@@ -43,7 +46,7 @@ _REFUSED = {
     "background": "background responses are not served; use 'Prefer: respond-async' on /v1/chat/completions",
     "prompt": "stored prompt templates are not served; send the text in 'instructions' and 'input'",
     "top_logprobs": "log probabilities are not served",
-    "max_tool_calls": "tools are not served on /v1/responses",
+    "max_tool_calls": "chat completions, which the origin speaks, have no limit on tool calls",
 }
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 
@@ -72,24 +75,46 @@ def _absent(value: Any) -> bool:
     return value is None or value is False or value == [] or value == {}
 
 
-def _message(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise _bad(f"{where} must be an object", where)
-    kind = item.get("type", "message")
-    if kind != "message":
-        raise _bad(f"{where} is a {kind!r} item; this edge serves text messages only (no tool calls, reasoning "
-                   "or item references)", f"{where}.type")
-    role = item.get("role")
-    if role not in _ROLES:
-        raise _bad(f"{where}.role must be one of {', '.join(sorted(_ROLES))}", f"{where}.role")
-    content = item.get("content")
-    if isinstance(content, str):
-        return {"role": role, "content": content}
-    if not isinstance(content, list):
-        raise _bad(f"{where}.content must be a string or a list of text parts", f"{where}.content")
+def _string(item: dict[str, Any], name: str, where: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise _bad(f"{where}.{name} must be a non-empty string", f"{where}.{name}")
+    return value
+
+
+def _messages(items: list[Any]) -> list[dict[str, Any]]:
+    """Input items as chat messages; consecutive function calls become one assistant turn, as chat has them."""
+    messages: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        kind = item.get("type", "message") if isinstance(item, dict) else None
+        if kind == "function_call":
+            arguments = item.get("arguments", "")
+            if not isinstance(arguments, str):
+                raise _bad(f"{where}.arguments must be a string", f"{where}.arguments")
+            call = {"id": _string(item, "call_id", where), "type": "function",
+                    "function": {"name": _string(item, "name", where), "arguments": arguments}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            if isinstance(output, list):
+                output = _text_parts(output, f"{where}.output")
+            if not isinstance(output, str | list):
+                raise _bad(f"{where}.output must be a string or a list of text parts", f"{where}.output")
+            messages.append({"role": "tool", "tool_call_id": _string(item, "call_id", where), "content": output})
+        else:
+            messages.append(_message(item, where))
+    return messages
+
+
+def _text_parts(content: list[Any], where: str) -> list[dict[str, Any]]:
     parts = []
     for j, part in enumerate(content):
-        at = f"{where}.content[{j}]"
+        at = f"{where}[{j}]"
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
             raise _bad(f"{at} must be an object with a 'type'", at)
         if part["type"] not in _TEXT_PARTS:
@@ -98,7 +123,54 @@ def _message(item: Any, where: str) -> dict[str, Any]:
         if not isinstance(part.get("text"), str):
             raise _bad(f"{at}.text must be a string", f"{at}.text")
         parts.append({"type": "text", "text": part["text"]})
-    return {"role": role, "content": parts}
+    return parts
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise _bad("'tools' must be a list", "tools")
+    out = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise _bad(f"{where} is the built-in tool {kind!r}; this edge serves function tools only",
+                       f"{where}.type")
+        _string(tool, "name", where)
+        out.append({"type": "function", "function": {k: tool[k] for k in ("name", "description", "parameters",
+                                                                           "strict") if k in tool}})
+    return out
+
+
+def _tool_choice(choice: Any, has_tools: bool) -> Any:
+    if choice in (None, "auto", "none"):
+        return choice
+    if not has_tools:
+        raise _bad("'tool_choice' asks for a tool call, but no 'tools' were given", "tool_choice")
+    if choice == "required":
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise _bad("'tool_choice' must be auto, none, required or {\"type\": \"function\", \"name\": ...}",
+               "tool_choice")
+
+
+def _message(item: Any, where: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise _bad(f"{where} must be an object", where)
+    kind = item.get("type", "message")
+    if kind != "message":
+        raise _bad(f"{where} is a {kind!r} item; this edge serves messages and function calls only (no "
+                   "reasoning items or item references)", f"{where}.type")
+    role = item.get("role")
+    if role not in _ROLES:
+        raise _bad(f"{where}.role must be one of {', '.join(sorted(_ROLES))}", f"{where}.role")
+    content = item.get("content")
+    if isinstance(content, str):
+        return {"role": role, "content": content}
+    if not isinstance(content, list):
+        raise _bad(f"{where}.content must be a string or a list of text parts", f"{where}.content")
+    return {"role": role, "content": _text_parts(content, f"{where}.content")}
 
 
 def _response_format(text: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -143,9 +215,11 @@ def to_chat(request: dict[str, Any]) -> dict[str, Any]:
     if isinstance(source, str):
         messages.append({"role": "user", "content": source})
     elif isinstance(source, list) and source:
-        messages.extend(_message(item, f"input[{i}]") for i, item in enumerate(source))
+        messages.extend(_messages(source))
     else:
         raise _bad("'input' is required: a string or a non-empty list of message items", "input")
+    if not any(m["role"] == "user" for m in messages):
+        raise _bad("'input' must contain a user message", "input")
 
     chat: dict[str, Any] = {"messages": messages}
     if "model" in request:
@@ -175,11 +249,14 @@ def to_chat(request: dict[str, Any]) -> dict[str, Any]:
             raise _bad("'reasoning.summary' is not served: the answer carries no reasoning items", "reasoning.summary")
         if reasoning.get("effort") is not None:
             chat["reasoning_effort"] = reasoning["effort"]
-    if not _absent(request.get("tools")):
-        raise _bad("'tools' are not served on /v1/responses: send function tools to /v1/chat/completions "
-                   "(an OpenAI-compatible origin runs them there)", "tools")
-    if request.get("tool_choice") not in (None, "auto", "none"):
-        raise _bad("'tool_choice' needs tools, which are not served on /v1/responses", "tool_choice")
+    tools = request.get("tools")
+    if not _absent(tools):
+        chat["tools"] = _tools(tools)
+        if request.get("parallel_tool_calls") is not None:
+            chat["parallel_tool_calls"] = request["parallel_tool_calls"]
+    choice = _tool_choice(request.get("tool_choice"), "tools" in chat)
+    if choice is not None and "tools" in chat:
+        chat["tool_choice"] = choice
     if not _absent(request.get("include")):
         raise _bad("'include' is not served: a Response here holds the output text and usage only", "include")
     stream = request.get("stream", False)
@@ -284,21 +361,29 @@ class ResponsesCall:
             "id": response_id(completion_id), "object": "response", "created_at": created, "status": status,
             "background": False, "error": error, "incomplete_details": incomplete,
             "instructions": r.get("instructions"), "max_output_tokens": r.get("max_output_tokens"),
-            "model": model, "output": output, "parallel_tool_calls": True, "previous_response_id": None,
+            "model": model, "output": output, "parallel_tool_calls": r.get("parallel_tool_calls", True) is not False,
+            "previous_response_id": None,
             "reasoning": {"effort": None, "summary": None}, "service_tier": "default", "store": False,
-            "temperature": r.get("temperature", 1.0), "text": text, "tool_choice": "auto", "tools": [],
+            "temperature": r.get("temperature", 1.0), "text": text, "tool_choice": r.get("tool_choice") or "auto",
+            "tools": r.get("tools") or [],
             "top_p": r.get("top_p", 1.0), "truncation": "disabled", "usage": usage,
             "user": r.get("user"), "metadata": r.get("metadata") or {},
         }
 
     def response_object(self, completion: dict[str, Any]) -> dict[str, Any]:
         choice = (completion.get("choices") or [{}])[0]
-        text = (choice.get("message") or {}).get("content") or ""
+        message = choice.get("message") or {}
         status, incomplete = _FINISH.get(choice.get("finish_reason") or "stop", ("completed", None))
         completion_id = str(completion.get("id", ""))
-        item = message_item(completion_id, text, "completed" if status == "completed" else "incomplete")
+        item_status = "completed" if status == "completed" else "incomplete"
+        calls = message.get("tool_calls") or []
+        output = [function_call_item(call.get("id", ""), (call.get("function") or {}).get("name", ""),
+                                     (call.get("function") or {}).get("arguments", ""), item_status)
+                  for call in calls if isinstance(call, dict)]
+        if message.get("content") or not output:
+            output.insert(0, message_item(completion_id, message.get("content") or "", item_status))
         return self.envelope(completion_id, int(completion.get("created") or time.time()),
-                             str(completion.get("model", "")), status, [item], _usage(completion.get("usage")),
+                             str(completion.get("model", "")), status, output, _usage(completion.get("usage")),
                              incomplete)
 
 
@@ -313,12 +398,35 @@ def message_item(completion_id: str, text: str | None, status: str) -> dict[str,
             "role": "assistant", "content": content}
 
 
+def function_call_item(call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    return {"type": "function_call", "id": "fc_" + call_id.removeprefix("call_"), "call_id": call_id, "name": name,
+            "arguments": arguments, "status": status}
+
+
+@dataclass
+class _Item:
+    """One output item as it streams: the message's text, or one function call's name and arguments."""
+
+    kind: str  # "message" | "function_call"
+    index: int  # its output_index
+    item_id: str
+    call_id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)
+
+    def final(self, completion_id: str, status: str) -> dict[str, Any]:
+        if self.kind == "message":
+            return message_item(completion_id, "".join(self.parts), status)
+        return function_call_item(self.call_id, self.name, "".join(self.parts), status)
+
+
 class EventWriter:
     """A chat-completions SSE stream rewritten, chunk by chunk, as the Responses streaming events.
 
-    created → in_progress → output_item.added → content_part.added → output_text.delta… →
-    output_text.done → content_part.done → output_item.done → completed (or incomplete); an error event in
-    the chat stream becomes ``error`` then ``response.failed``. Heartbeat comments pass through.
+    created → in_progress → for each output item as it first appears (the message's text, each tool call):
+    output_item.added (+ content_part.added) → output_text.delta… / function_call_arguments.delta…; at the
+    end each item's .done events in order, then completed (or incomplete). An error event in the chat stream
+    becomes ``error`` then ``response.failed``. Heartbeat comments pass through.
     """
 
     def __init__(self, call: ResponsesCall) -> None:
@@ -330,7 +438,9 @@ class EventWriter:
         self.completion_id = ""
         self.created = 0
         self.model = ""
-        self.text: list[str] = []
+        self.items: list[_Item] = []
+        self.message: _Item | None = None
+        self.calls: dict[int, _Item] = {}
         self.finish_reason = "stop"
         self.usage: dict[str, Any] | None = None
 
@@ -346,9 +456,6 @@ class EventWriter:
         if self.finished:
             return b""
         return self._fail("the answer's stream ended before it was complete", "stream_truncated")
-
-    def _ids(self) -> tuple[str, str]:
-        return response_id(self.completion_id), message_item(self.completion_id, None, "")["id"]
 
     def _rewrite(self, raw: bytes) -> bytes:
         data = sse.data_of(raw)
@@ -374,12 +481,11 @@ class EventWriter:
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if text:
-                self.text.append(text)
-                _, item_id = self._ids()
-                out += self._event("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
-                                   delta=text, logprobs=[])
+            if delta.get("content"):
+                out += self._text(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                if isinstance(call, dict):
+                    out += self._tool_call(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return out
@@ -390,37 +496,74 @@ class EventWriter:
         self.created = int(chunk.get("created") or time.time())
         self.model = str(chunk.get("model", ""))
         shell = self.call.envelope(self.completion_id, self.created, self.model, "in_progress", [])
-        item = message_item(self.completion_id, None, "in_progress")
-        return (self._event("response.created", response=shell)
-                + self._event("response.in_progress", response=shell)
-                + self._event("response.output_item.added", output_index=0, item=item)
-                + self._event("response.content_part.added", item_id=item["id"], output_index=0, content_index=0,
-                              part={"type": "output_text", "text": "", "annotations": [], "logprobs": []}))
+        return self._event("response.created", response=shell) + self._event("response.in_progress", response=shell)
+
+    def _text(self, text: str) -> bytes:
+        out = b""
+        if self.message is None:
+            item = message_item(self.completion_id, None, "in_progress")
+            self.message = _Item("message", len(self.items), item["id"])
+            self.items.append(self.message)
+            out = (self._event("response.output_item.added", output_index=self.message.index, item=item)
+                   + self._event("response.content_part.added", item_id=item["id"], output_index=self.message.index,
+                                 content_index=0,
+                                 part={"type": "output_text", "text": "", "annotations": [], "logprobs": []}))
+        self.message.parts.append(text)
+        return out + self._event("response.output_text.delta", item_id=self.message.item_id,
+                                 output_index=self.message.index, content_index=0, delta=text, logprobs=[])
+
+    def _tool_call(self, call: dict[str, Any]) -> bytes:
+        out = b""
+        function = call.get("function") or {}
+        position = call.get("index", len(self.calls))
+        item = self.calls.get(position)
+        if item is None:
+            call_id = str(call.get("id") or f"call_{self.completion_id}_{position}")
+            opened = function_call_item(call_id, str(function.get("name") or ""), "", "in_progress")
+            item = _Item("function_call", len(self.items), opened["id"], call_id, opened["name"])
+            self.calls[position] = item
+            self.items.append(item)
+            out = self._event("response.output_item.added", output_index=item.index, item=opened)
+        elif function.get("name"):
+            item.name += function["name"]
+        arguments = function.get("arguments")
+        if arguments:
+            item.parts.append(arguments)
+            out += self._event("response.function_call_arguments.delta", item_id=item.item_id,
+                               output_index=item.index, delta=arguments)
+        return out
 
     def _complete(self) -> bytes:
         out = b"" if self.started else self._start({})
         self.finished = True
-        text = "".join(self.text)
+        if not self.items:
+            out += self._text("")  # an answer always has an output item, as OpenAI's always do
         status, incomplete = _FINISH.get(self.finish_reason, ("completed", None))
-        item = message_item(self.completion_id, text, "completed" if status == "completed" else "incomplete")
-        part = item["content"][0]
-        final = self.call.envelope(self.completion_id, self.created, self.model, status, [item], _usage(self.usage),
-                                   incomplete)
-        return (out
-                + self._event("response.output_text.done", item_id=item["id"], output_index=0, content_index=0,
-                              text=text, logprobs=[])
-                + self._event("response.content_part.done", item_id=item["id"], output_index=0, content_index=0,
-                              part=part)
-                + self._event("response.output_item.done", output_index=0, item=item)
-                + self._event("response.completed" if status == "completed" else "response.incomplete",
-                              response=final))
+        item_status = "completed" if status == "completed" else "incomplete"
+        output = []
+        for item in self.items:
+            final = item.final(self.completion_id, item_status)
+            output.append(final)
+            if item.kind == "message":
+                text = "".join(item.parts)
+                out += (self._event("response.output_text.done", item_id=item.item_id, output_index=item.index,
+                                    content_index=0, text=text, logprobs=[])
+                        + self._event("response.content_part.done", item_id=item.item_id, output_index=item.index,
+                                      content_index=0, part=final["content"][0]))
+            else:
+                out += self._event("response.function_call_arguments.done", item_id=item.item_id,
+                                   output_index=item.index, name=item.name, arguments=final["arguments"])
+            out += self._event("response.output_item.done", output_index=item.index, item=final)
+        final_response = self.call.envelope(self.completion_id, self.created, self.model, status, output,
+                                            _usage(self.usage), incomplete)
+        return out + self._event("response.completed" if status == "completed" else "response.incomplete",
+                                 response=final_response)
 
     def _fail(self, message: str, code: str) -> bytes:
         out = b"" if self.started else self._start({})
         self.finished = True
-        item = message_item(self.completion_id, "".join(self.text), "incomplete")
-        failed = self.call.envelope(self.completion_id, self.created, self.model, "failed", [item],
+        output = [item.final(self.completion_id, "incomplete") for item in self.items]
+        failed = self.call.envelope(self.completion_id, self.created, self.model, "failed", output,
                                     _usage(self.usage), error={"code": code, "message": message})
         return (out + self._event("error", code=code, message=message, param=None)
                 + self._event("response.failed", response=failed))
-

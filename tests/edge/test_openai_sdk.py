@@ -12,6 +12,7 @@ import pytest
 
 from edge.http import EdgeRequest
 from origin.generators.simulator import SimulatedGenerator
+from tests.edge.test_responses import tool_upstream
 from tests.world import World, make_world
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -42,8 +43,8 @@ def asgi(world: World) -> Any:
     return app
 
 
-async def client(**simulator: Any) -> openai.AsyncOpenAI:
-    world = await make_world(simulator=SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, **simulator))
+async def client(generator: Any = None, **simulator: Any) -> openai.AsyncOpenAI:
+    world = await make_world(simulator=generator or SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, **simulator))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(world)))
     return openai.AsyncOpenAI(base_url="http://edge.test/v1", api_key=world.keys["acme"], http_client=http,
                               max_retries=0)
@@ -81,3 +82,37 @@ class TestFinishReasons:
         response = await sdk.responses.create(model="m", input="a long answer", max_output_tokens=2)
         assert response.status == "incomplete" and response.incomplete_details is not None
         assert response.incomplete_details.reason == "max_output_tokens"
+
+
+WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object",
+                                                                    "properties": {"city": {"type": "string"}}}}
+
+
+class TestResponsesTools:
+    async def test_function_tools_give_function_call_items(self) -> None:
+        """With an origin that calls tools, ``responses.create(tools=...)`` returns the call as a function_call
+        item, plain and streamed, and the upstream got the tools in chat's shape."""
+        calls: list[dict[str, Any]] = []
+        sdk = await client(tool_upstream(calls))
+        response = await sdk.responses.create(model="m", input="Weather in Paris?", tools=[WEATHER])  # type: ignore[list-item]
+        item = response.output[0]
+        assert item.type == "function_call" and item.name == "get_weather"
+        assert item.arguments == '{"city":"Paris"}' and item.call_id == "call_1"
+        assert calls[0]["tools"] == [{"type": "function", "function": {k: v for k, v in WEATHER.items()
+                                                                       if k != "type"}}]
+        stream = await sdk.responses.create(model="m", input="Weather in Rome?", tools=[WEATHER], stream=True)  # type: ignore[list-item]
+        deltas, final = [], None
+        async for event in stream:
+            if event.type == "response.function_call_arguments.delta":
+                deltas.append(event.delta)
+            if event.type == "response.completed":
+                final = event.response
+        assert "".join(deltas) == '{"city":"Paris"}'
+        assert final is not None and final.output[0].type == "function_call"
+
+    async def test_the_simulator_refuses_function_tools(self) -> None:
+        """A generator that cannot call tools refuses them on /v1/responses too, naming ``tools``."""
+        sdk = await client()
+        with pytest.raises(openai.BadRequestError) as caught:
+            await sdk.responses.create(model="m", input="Weather in Paris?", tools=[WEATHER])  # type: ignore[list-item]
+        assert "tools" in str(caught.value) and "simulator" in str(caught.value)

@@ -56,11 +56,39 @@ class TestToChat:
         assert chat["verbosity"] == "low" and chat["reasoning_effort"] == "low" and chat["user"] == "s1"
         assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
 
+    def test_function_tools_and_their_items(self) -> None:
+        """Function tools become chat tools; function_call items one assistant turn with tool_calls, and their
+        outputs tool messages, in order."""
+        chat = responses.to_chat({"input": [
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": '{"city":"Paris"}'},
+            {"type": "function_call", "call_id": "call_2", "name": "weather", "arguments": '{"city":"Rome"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+            {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "rain"}]}],
+            "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}, "strict": True}],
+            "tool_choice": {"type": "function", "name": "weather"}, "parallel_tool_calls": False})
+        assert chat["tools"] == [{"type": "function", "function": {"name": "weather",
+                                                                   "parameters": {"type": "object"}, "strict": True}}]
+        assert chat["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+        assert chat["parallel_tool_calls"] is False
+        assert chat["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}},
+            {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Rome"}'}}]}
+        assert chat["messages"][2:] == [{"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                                        {"role": "tool", "tool_call_id": "call_2",
+                                         "content": [{"type": "text", "text": "rain"}]}]
+
     @pytest.mark.parametrize(("request_", "param"), [
         ({"input": "hi", "previous_response_id": "resp_1"}, "previous_response_id"),
         ({"input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt"),
         ({"input": "hi", "top_logprobs": 3}, "top_logprobs"),
-        ({"input": "hi", "tools": [{"type": "function", "name": "f"}]}, "tools"),
+        ({"input": "hi", "tools": [{"type": "file_search"}]}, "tools[0].type"),
+        ({"input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+        ({"input": "hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "mcp"}},
+         "tool_choice"),
+        ({"input": [{"role": "user", "content": "q"}, {"type": "function_call", "call_id": "c", "name": "f",
+                                                       "arguments": {}}]}, "input[1].arguments"),
+        ({"input": [{"role": "assistant", "content": "only me"}]}, "input"),
         ({"input": "hi", "tool_choice": "required"}, "tool_choice"),
         ({"input": "hi", "reasoning": {"summary": "auto"}}, "reasoning.summary"),
         ({"input": "hi", "text": {"format": {"type": "grammar"}}}, "text.format"),
@@ -129,6 +157,25 @@ class TestStreamRewriters:
         writer = responses.EventWriter(responses.ResponsesCall({"input": "x"}))
         out = writer.feed(source[: source.index(b"data: [DONE]")]) + writer.close()
         assert [e["type"] for e in data_events(out)][-2:] == ["error", "response.failed"]
+
+    def test_tool_calls_stream_as_function_call_items(self) -> None:
+        """Tool-call deltas become a function_call item: added, argument deltas, done, in the final output."""
+        call = {"id": "call_9", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}
+        completion = json.dumps({"id": "chatcmpl-t", "object": "chat.completion", "created": 1, "model": "m",
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
+                                                                      "tool_calls": [call]},
+                                              "finish_reason": "tool_calls"}]}).encode()
+        call_ = responses.ResponsesCall({"input": "x"})
+        writer = responses.EventWriter(call_)
+        events = data_events(writer.feed(streaming.replay(completion)) + writer.close())
+        kinds = [e["type"] for e in events]
+        assert kinds == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                         "response.output_item.done", "response.completed"]
+        item = events[-1]["response"]["output"][0]
+        assert item == {"type": "function_call", "id": "fc_9", "call_id": "call_9", "name": "weather",
+                        "arguments": '{"city":"Oslo"}', "status": "completed"}
+        assert call_.response_object(json.loads(completion))["output"] == [item]
 
     def test_heartbeats_pass_through(self) -> None:
         """A heartbeat comment in the chat stream stays a comment in the Responses stream."""
