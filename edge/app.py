@@ -145,11 +145,9 @@ class EdgeApp:
         limit_headers = await self._rate_limit(principal)
         timing.mark("ratelimit")
 
-        body = request.body
         try:
-            if translate is not None:
-                body = translate(body)
-            chat, key = self.parser.parse(body, principal.tenant, request.headers.get("x-eaves-locale", ""))
+            chat_body = request.body if translate is None else translate(request.body)
+            chat, key = self.parser.parse(chat_body, principal.tenant, request.headers.get("x-eaves-locale", ""))
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
         control = parse_cache_control(request.headers.get("cache-control"))
@@ -170,7 +168,7 @@ class EdgeApp:
                                               chat.stream)
                     if served is not None:
                         if state == "stale":
-                            self._refresh_later(body, principal, key, cached, request_id)
+                            self._refresh_later(chat_body, principal, key, cached, request_id)
                         return served
 
         intent = self.classifier.classify(chat.prompt)
@@ -184,7 +182,7 @@ class EdgeApp:
 
         as_job = route.action == "async" or jobs.wants_async(request.headers)
         stream = chat.stream and not as_job
-        origin_request = self._origin_request(body, principal, key, intent, route, control, request_id,
+        origin_request = self._origin_request(chat_body, principal, key, intent, route, control, request_id,
                                               as_job=as_job, stream=stream)
         try:
             if as_job or wire.CACHE_KEY_HEADER not in origin_request.headers:
@@ -206,13 +204,13 @@ class EdgeApp:
         if joined:
             headers.append(("x-edge-coalesced", "1"))
         content_type = upstream.headers.get("content-type", "application/json")
-        answer = upstream.body
-        if not isinstance(answer, bytes | bytearray):
+        body = upstream.body
+        if not isinstance(body, bytes | bytearray):
             if upstream.status == 200 and content_type.startswith(sse.MEDIA_TYPE):
-                answer = streaming.relay(answer, heartbeat_s=settings.heartbeat_s)
+                body = streaming.relay(body, heartbeat_s=settings.heartbeat_s)
             else:
-                answer = await streaming.collect(answer)
-        return EdgeResponse(upstream.status, answer, headers, content_type=content_type)
+                body = await streaming.collect(body)
+        return EdgeResponse(upstream.status, body, headers, content_type=content_type)
 
     # ------------------------------------------------------------------ steps
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -112,6 +113,19 @@ class TestResponses:
         world = await make_world()
         for _ in range(2):
             assert (await respond(world, {"input": "hi", "background": True})).status == 400
+
+    async def test_prefer_respond_async_is_a_job_whose_answer_the_request_then_hits(self) -> None:
+        """``Prefer: respond-async`` gives the job ticket as on chat; once done, the same request is a hit."""
+        world = await make_world()
+        body = {"input": "A long report, please"}
+        accepted = await respond(world, body, prefer="respond-async")
+        assert accepted.status == 202 and body_of(accepted)["id"].startswith("job_")
+        for _ in range(100):
+            if await world.answer_keys():
+                break
+            await asyncio.sleep(0.01)
+        again = await respond(world, body)
+        assert again.header("x-edge-route") == "hit" and body_of(again)["object"] == "response"
 
     async def test_authentication_comes_before_the_body(self) -> None:
         """An unauthenticated caller gets a 401 even for a body the edge would refuse."""
