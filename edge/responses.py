@@ -163,7 +163,7 @@ def _message(item: Any, where: str) -> dict[str, Any]:
         raise _bad(f"{where} is a {kind!r} item; this edge serves messages and function calls only (no "
                    "reasoning items or item references)", f"{where}.type")
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:  # a list or an object is unhashable: check the type first
         raise _bad(f"{where}.role must be one of {', '.join(sorted(_ROLES))}", f"{where}.role")
     content = item.get("content")
     if isinstance(content, str):
@@ -373,7 +373,8 @@ class ResponsesCall:
     def response_object(self, completion: dict[str, Any]) -> dict[str, Any]:
         choice = (completion.get("choices") or [{}])[0]
         message = choice.get("message") or {}
-        status, incomplete = _FINISH.get(choice.get("finish_reason") or "stop", ("completed", None))
+        reason = choice.get("finish_reason")
+        status, incomplete = _FINISH.get(reason if isinstance(reason, str) else "stop", ("completed", None))
         completion_id = str(completion.get("id", ""))
         item_status = "completed" if status == "completed" else "incomplete"
         calls = message.get("tool_calls") or []
@@ -486,7 +487,7 @@ class EventWriter:
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)
-            if choice.get("finish_reason"):
+            if isinstance(choice.get("finish_reason"), str):
                 self.finish_reason = choice["finish_reason"]
         return out
 

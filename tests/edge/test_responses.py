@@ -359,3 +359,57 @@ class TestToolsForwarded:
         other = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
         response = await world.chat(body=self.body(tools=other))
         assert response.header("x-edge-route") == "miss" and len(calls) == 2
+
+
+# ---------------------------------------------------------------- any JSON: a chat request or a WireError
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                 max_size=3), max_leaves=12)
+_FIELDS = st.sampled_from(sorted(responses._FORWARDED | responses._HINTS | set(responses._REFUSED)))
+_ITEM = st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning"]) | _JSON,
+    "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]) | _JSON,
+    "content": st.text(max_size=8) | st.lists(st.fixed_dictionaries(
+        {"type": st.sampled_from(["input_text", "output_text", "input_image"]) | _JSON}, optional={"text": _JSON}),
+        max_size=2) | _JSON,
+    "call_id": _JSON | st.text(min_size=1, max_size=4), "name": _JSON | st.text(min_size=1, max_size=4),
+    "arguments": _JSON, "output": _JSON})
+_REQUEST = st.dictionaries(_FIELDS | st.text(max_size=8), _JSON, max_size=6).flatmap(
+    lambda other: st.fixed_dictionaries({"input": st.text(max_size=8) | st.lists(_ITEM, max_size=4) | _JSON})
+    .map(lambda base: {**other, **base}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_REQUEST)
+def test_any_request_translates_or_is_refused_naming_a_field(request: dict[str, Any]) -> None:
+    """Any JSON object gives a chat request the chat parser accepts, or a WireError: never another exception."""
+    from shared import wire
+
+    try:
+        chat = responses.to_chat(request)
+    except wire.WireError:
+        return
+    try:
+        wire.parse_chat_request(json.dumps(chat).encode(), default_model="m", max_prompt_chars=10_000)
+    except wire.WireError as exc:
+        assert exc.param  # refused by the chat parser, still naming a field
+
+
+@settings(max_examples=60, deadline=None)
+@given(_REQUEST)
+def test_the_edge_answers_any_responses_body_without_a_5xx(request: dict[str, Any]) -> None:
+    """Through the whole edge, any Responses body is answered (or streamed) or refused with a JSON 4xx, and a
+    refused one writes nothing to the KV."""
+
+    async def check() -> None:
+        world = await make_world()
+        response = await respond(world, request)
+        assert response.status < 500
+        if response.status >= 400:
+            assert body_of(response)["error"]["message"]
+            assert await world.answer_keys() == []
+        else:
+            await read(response)
+
+    asyncio.run(check())
