@@ -237,6 +237,44 @@ class TestModels:
         assert (await world.chat(method="POST", path="/v1/models", raw=b"")).status == 405
 
 
+    async def test_the_origin_lists_models_only_for_the_edge(self) -> None:
+        """The origin's /v1/models, like its chat route, refuses a request the edge did not sign."""
+        import httpx
+
+        from origin.app import build_app
+
+        world = await make_world()
+        transport = httpx.ASGITransport(app=build_app(world.origin))
+        async with httpx.AsyncClient(transport=transport, base_url="http://origin.test") as origin:
+            response = await origin.get("/v1/models")
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
+
+    async def test_a_list_seen_before_stands_in_while_the_origin_is_down(self) -> None:
+        """The model list is asked of the origin once per TTL; when the origin fails, the last list is served."""
+        from edge import errors
+        from edge.models import ModelCatalog
+        from edge.ports import OriginResponse
+
+        now = [0.0]
+        catalog = ModelCatalog(lambda: now[0], ttl_s=60)
+        calls = []
+
+        async def up() -> OriginResponse:
+            calls.append(1)
+            return OriginResponse(200, {}, b'{"object":"list","data":[{"id":"a","object":"model"}]}')
+
+        async def down() -> OriginResponse:
+            raise errors.UpstreamError("down", code="origin_unreachable")
+
+        assert body_of(await catalog.serve("/v1/models", up))["data"][0]["id"] == "a"
+        await catalog.serve("/v1/models/a", up)
+        assert len(calls) == 1  # kept for the TTL
+        now[0] = 120.0
+        assert body_of(await catalog.serve("/v1/models", down))["data"][0]["id"] == "a"
+        with pytest.raises(errors.UpstreamError):
+            await ModelCatalog(lambda: 0.0).serve("/v1/models", down)
+
+
 # ---------------------------------------------------------------- stream rewriting, at any chunk split
 
 
