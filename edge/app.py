@@ -16,13 +16,14 @@ model is silent (``edge.streaming``); an ``async`` route or ``Prefer: respond-as
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge import errors, jobs, streaming
+from edge import errors, jobs, models, responses, streaming
 from edge.auth import Authenticator, Principal
 from edge.breaker import CircuitBreaker
 from edge.coalesce import Coalescer
@@ -80,6 +81,7 @@ class EdgeApp:
         self.coalescer = Coalescer()
         self.parser = RequestParser(default_model=settings.default_model,
                                     max_prompt_chars=settings.max_prompt_chars, versions=self.versions)
+        self.models = models.ModelCatalog(self.clock.monotonic)
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
@@ -89,6 +91,20 @@ class EdgeApp:
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only")
                 response = await self._chat(request, request_id, timing)
+                if response.status == 200 and response.content_type.startswith(sse.MEDIA_TYPE):
+                    response.body = streaming.shape_usage(response.body, _wants_usage(request.body))
+            elif request.path == responses.PATH:
+                if request.method != "POST":
+                    raise errors.MethodNotAllowed(f"{responses.PATH} accepts POST only")
+                call = responses.ResponsesCall()  # the same pipeline, spoken as the Responses API
+                response = call.adapt(await self._chat(request, request_id, timing, translate=call.translate))
+            elif models.is_models_path(request.path):
+                if request.method != "GET":
+                    raise errors.MethodNotAllowed(f"{models.PATH} accepts GET only")
+                principal = await self.auth.authenticate(request.headers)
+                limit_headers = await self._rate_limit(principal)
+                response = await self.models.serve(request.path, self._fetch_models)
+                response.headers += limit_headers
             elif request.path.startswith(jobs.JOBS_PATH):
                 if request.method != "GET":
                     raise errors.MethodNotAllowed(f"{jobs.JOBS_PATH}{{id}} accepts GET only")
@@ -111,7 +127,9 @@ class EdgeApp:
             self.observer(request, response, timing, request_id)
         return response
 
-    async def _chat(self, request: EdgeRequest, request_id: str, timing: Timing) -> EdgeResponse:
+    async def _chat(self, request: EdgeRequest, request_id: str, timing: Timing,
+                    translate: Callable[[bytes], bytes] | None = None) -> EdgeResponse:
+        """The chat pipeline; ``translate`` turns another API's body into a chat body after auth."""
         settings = self.settings
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith("application/json"):
@@ -128,7 +146,8 @@ class EdgeApp:
         timing.mark("ratelimit")
 
         try:
-            chat, key = self.parser.parse(request.body, principal.tenant, request.headers.get("x-eaves-locale", ""))
+            chat_body = request.body if translate is None else translate(request.body)
+            chat, key = self.parser.parse(chat_body, principal.tenant, request.headers.get("x-eaves-locale", ""))
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
         control = parse_cache_control(request.headers.get("cache-control"))
@@ -149,7 +168,7 @@ class EdgeApp:
                                               chat.stream)
                     if served is not None:
                         if state == "stale":
-                            self._refresh_later(request.body, principal, key, cached, request_id)
+                            self._refresh_later(chat_body, principal, key, cached, request_id)
                         return served
 
         intent = self.classifier.classify(chat.prompt)
@@ -163,13 +182,14 @@ class EdgeApp:
 
         as_job = route.action == "async" or jobs.wants_async(request.headers)
         stream = chat.stream and not as_job
-        origin_request = self._origin_request(request.body, principal, key, intent, route, control, request_id,
+        origin_request = self._origin_request(chat_body, principal, key, intent, route, control, request_id,
                                               as_job=as_job, stream=stream)
         try:
             if as_job or wire.CACHE_KEY_HEADER not in origin_request.headers:
                 upstream, joined = await self._call_origin(origin_request), False
             else:  # identical cacheable misses in this worker share one origin call
-                upstream, joined = await self.coalescer.send(f"{key}|{int(stream)}",
+                # The origin's stream shape depends on include_usage: only identical shapes share a stream.
+                upstream, joined = await self.coalescer.send(f"{key}|{int(stream)}|{int(sse.wants_usage(chat.raw))}",
                                                              lambda: self._call_origin(origin_request))
         except errors.UpstreamError as failure:
             timing.mark("origin")
@@ -257,6 +277,11 @@ class EdgeApp:
                                     self.clock.now(), headers))
         return OriginRequest(ORIGIN_CHAT_PATH, body, headers, timeout_s=timeout_s, stream=stream)
 
+    async def _fetch_models(self) -> OriginResponse:
+        headers = signing.sign(self.settings.origin_secret, "GET", models.ORIGIN_PATH, b"", self.clock.now())
+        return await self._call_origin(OriginRequest(models.ORIGIN_PATH, b"", headers, method="GET",
+                                                     timeout_s=self.settings.origin_timeout_s))
+
     async def _call_origin(self, request: OriginRequest) -> OriginResponse:
         """The origin behind the breaker: 5xx, timeouts and unreachability count as failures."""
         if not self.breaker.allow():
@@ -327,3 +352,14 @@ class EdgeApp:
             self.stats["refresh_failed"] += 1  # the stale entry stays; the next stale hit tries again
         finally:
             self._refreshing.discard(key)
+
+
+def _wants_usage(body: bytes) -> bool:
+    """Whether a (valid: the pipeline parsed it) chat body asked for the usage chunk."""
+    if b"include_usage" not in body:
+        return False  # most streams: no second parse
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and sse.wants_usage(data)

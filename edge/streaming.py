@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 from edge import errors
 from shared import sse
@@ -65,9 +66,120 @@ async def _next(iterator: AsyncIterator[bytes]) -> bytes:
     return await anext(iterator)
 
 
+class Rewriter(Protocol):
+    """Turns one SSE byte stream into another, chunk by chunk: ``feed`` what arrived, ``close`` at its end."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
+def rewrite(body: bytes | AsyncIterator[bytes], make: Callable[[], Rewriter]) -> bytes | AsyncIterator[bytes]:
+    """``body`` through a fresh rewriter: at once for a stored stream, as it arrives for a relayed one."""
+    if isinstance(body, bytes | bytearray):
+        rewriter = make()
+        return rewriter.feed(bytes(body)) + rewriter.close()
+    return _rewrite_live(body, make())
+
+
+async def _rewrite_live(body: AsyncIterator[bytes], rewriter: Rewriter) -> AsyncIterator[bytes]:
+    try:
+        async for data in body:
+            out = rewriter.feed(data)
+            if out:
+                yield out
+        tail = rewriter.close()
+        if tail:
+            yield tail
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+class UsageShaper:
+    """Puts a chat stream's usage where OpenAI puts it, whatever the source did.
+
+    With ``stream_options: {"include_usage": true}`` the usage comes in one extra chunk after the finish
+    chunk, with ``choices: []``, and in no other chunk; without it, nowhere. Stored answers replay with the
+    usage on the finish chunk and a relayed origin stream may carry either shape, so every stream the edge
+    sends a chat client passes through here. Events without usage pass through as the same bytes.
+    """
+
+    __slots__ = ("_held", "_include", "_reader", "_sent")
+
+    def __init__(self, include_usage: bool) -> None:
+        self._include = include_usage
+        self._reader = sse.EventReader()
+        self._held: bytes | None = None
+        self._sent = False
+
+    def feed(self, data: bytes) -> bytes:
+        return b"".join(self._shape(raw) for raw in self._reader.feed(data))
+
+    def close(self) -> bytes:
+        return self._reader.pending
+
+    def _shape(self, raw: bytes) -> bytes:
+        data = sse.data_of(raw)
+        if data is None:
+            return raw
+        if data == b"[DONE]":
+            usage = self._held if self._include and not self._sent else None
+            return (usage or b"") + raw
+        if b'"usage"' not in data:
+            return raw
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return raw
+        if not isinstance(payload, dict) or payload.get("usage") is None or "error" in payload:
+            return raw
+        usage = payload.pop("usage")
+        if payload.get("choices"):
+            self._held = sse.usage_chunk(payload.get("id", ""), payload.get("created", 0), payload.get("model", ""),
+                                         usage)
+            return sse.event(payload)
+        if self._include and not self._sent:
+            self._sent = True
+            return raw
+        return b""
+
+
+# A stream hit replays the same stored bytes again and again: the replay and its shaping are pure functions
+# of those bytes, remembered for small bodies so a stream hit costs about what a plain hit does.
+MEMO_ENTRIES = 512
+MEMO_MAX_BYTES = 8192
+_replayed: dict[bytes, bytes] = {}
+_shaped: dict[tuple[bool, bytes], bytes] = {}
+
+
+def _remember(table: dict[Any, bytes], key: Any, value: bytes, size: int) -> bytes:
+    if size <= MEMO_MAX_BYTES:
+        if len(table) >= MEMO_ENTRIES:
+            del table[next(iter(table))]  # the oldest entry: insertion order
+        table[key] = value
+    return value
+
+
+def shape_usage(body: bytes | AsyncIterator[bytes], include_usage: bool) -> bytes | AsyncIterator[bytes]:
+    if not isinstance(body, bytes | bytearray):
+        return rewrite(body, lambda: UsageShaper(include_usage))
+    found = _shaped.get((include_usage, bytes(body)))
+    if found is not None:
+        return found
+    shaped = rewrite(bytes(body), lambda: UsageShaper(include_usage))
+    assert isinstance(shaped, bytes)
+    return _remember(_shaped, (include_usage, bytes(body)), shaped, len(body))
+
+
 def replay(body: bytes) -> bytes:
     """A stored completion as a whole SSE stream (a cache hit for a ``stream: true`` request)."""
-    return sse.completion_to_sse(body)
+    found = _replayed.get(body)
+    if found is not None:
+        return found
+    return _remember(_replayed, body, sse.completion_to_sse(body), len(body))
 
 
 async def collect(body: bytes | AsyncIterator[bytes], limit: int = 1 << 20) -> bytes:

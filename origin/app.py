@@ -3,6 +3,8 @@
     POST /v1/chat/completions   only with the edge's signature (shared.signing); 401 otherwise.
                                 ``stream: true`` → OpenAI-format SSE as the model produces it;
                                 with a signed job header → 202 at once, generated in the background.
+                                ``tools`` → forwarded by a generator that can call tools, else a 400.
+    GET  /v1/models[/{id}]      the models this origin answers to (signed, like the chat route)
     GET  /healthz               liveness, which generator and KV writer run, and the totals
     GET  /metrics               Prometheus metrics (origin.metrics), summed over worker processes
 
@@ -32,7 +34,7 @@ from starlette.routing import Route
 from origin import jobs, metrics
 from origin.accounting import Prices, Totals, usage_block
 from origin.flights import Flight, Flights, request_key
-from origin.generators.base import GenerationError, GenerationRequest, Generator
+from origin.generators.base import TOOL_FIELDS, GenerationError, GenerationRequest, Generator
 from origin.writeback import KVWriter, expiration_for, write_answer
 from shared import signing, sse, wire
 from shared.kv import KVError
@@ -55,6 +57,7 @@ class OriginState:
     flights: Flights = field(default_factory=Flights)
     totals: Totals = field(default_factory=Totals)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    started: int = field(default_factory=lambda: int(time.time()))  # the models' "created"
 
     @property
     def counters(self) -> dict[str, Any]:
@@ -110,6 +113,15 @@ async def chat_completions(request: Request) -> Response:
                                        max_prompt_chars=state.max_prompt_chars)
     except wire.WireError as exc:
         return error(400, str(exc), "invalid_request")
+    if not getattr(state.generator, "supports_tools", False):
+        for name in ("tools", "functions"):
+            if chat.raw.get(name):
+                return JSONResponse({"error": {
+                    "message": f"'{name}' cannot be served: this origin's generator ({state.generator.name}) does "
+                               "not call tools. Send the request without tools, or run the origin with "
+                               "EAVES_GENERATOR=openai and an upstream that supports them.",
+                    "type": "invalid_request_error", "code": "tools_not_supported", "param": name}},
+                    status_code=400)
     job = jobs.JobTicket.from_headers(request.headers)
     if request.headers.get(jobs.JOB_ID_HEADER) and job is None:
         return error(400, "the job headers are incomplete or malformed", "invalid_job")
@@ -119,7 +131,8 @@ async def chat_completions(request: Request) -> Response:
                                     system=chat.system, max_tokens=chat.max_tokens or state.default_max_tokens,
                                     temperature=chat.temperature,
                                     tenant=request.headers.get(wire.TENANT_HEADER, ""),
-                                    extra={"stop": [stop] if isinstance(stop, str) else list(stop or [])})
+                                    extra={"stop": [stop] if isinstance(stop, str) else list(stop or []),
+                                           **{k: chat.raw[k] for k in TOOL_FIELDS if chat.raw.get(k) is not None}})
     writeback = WriteBack.from_headers(request.headers)
     tenant = request.headers.get(wire.TENANT_HEADER, "")
     key = f"ans/{writeback.key}" if writeback else request_key(tenant, chat.raw)
@@ -136,7 +149,7 @@ async def chat_completions(request: Request) -> Response:
     if job is not None:
         return await jobs.accept(state, job, flight, headers)
     if chat.stream:
-        return StreamingResponse(_sse(flight), media_type=sse.MEDIA_TYPE,
+        return StreamingResponse(_sse(flight, sse.wants_usage(chat.raw)), media_type=sse.MEDIA_TYPE,
                                  headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
     try:
         await flight.wait()
@@ -161,6 +174,7 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
                     writeback: WriteBack | None) -> None:
     """The leader's work: run the model into the flight, build the completion once, write it back."""
     parts: list[str] = []
+    calls = ToolCalls()
     completion_tokens = 0
     exact: dict[str, int] | None = None
     try:
@@ -168,7 +182,11 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
             async for piece in state.generator.stream(request):
                 if piece.usage is not None:
                     exact = piece.usage
-                if piece.text:
+                if piece.finish_reason:
+                    flight.finish_reason = piece.finish_reason
+                if piece.tool_calls:
+                    calls.add(piece.tool_calls)
+                if piece.text or piece.tool_calls:
                     parts.append(piece.text)
                     flight.add(piece)
                 completion_tokens += piece.tokens
@@ -179,7 +197,7 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
         state.totals.generation_failures += 1
         log.warning("generation failed: %s", exc)
         raise
-    if not "".join(parts).strip():
+    if not "".join(parts).strip() and not calls:
         # An empty answer is a failed generation: cached, it would be served to everyone who asks.
         state.totals.generation_failures += 1
         raise GenerationError("the model produced no text")
@@ -194,7 +212,12 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
     state.totals.record(flight.usage)
     metrics.generation(state.generator.name, flight.usage, elapsed)
     payload = wire.completion_body("".join(parts), model=flight.model, usage=flight.usage,
-                                   completion_id=flight.completion_id, created=flight.created)
+                                   completion_id=flight.completion_id, created=flight.created,
+                                   finish_reason=flight.finish_reason)
+    if calls:
+        message = payload["choices"][0]["message"]
+        message["tool_calls"] = calls.merged()
+        message["content"] = message["content"] or None
     flight.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     if writeback is None:
         flight.writeback = "skipped"
@@ -223,19 +246,71 @@ async def _write_back(state: OriginState, writeback: WriteBack, body: bytes) -> 
     return "written"
 
 
-async def _sse(flight: Flight) -> AsyncIterator[bytes]:
-    """One client's view of a flight as OpenAI chunks: what was produced so far, then live."""
+class ToolCalls:
+    """Tool-call deltas merged by index into whole calls (names once, arguments concatenated)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def add(self, deltas: list[dict[str, Any]]) -> None:
+        for delta in deltas:
+            if not isinstance(delta, dict):
+                continue
+            index = delta.get("index", len(self._calls))
+            call = self._calls.setdefault(index, {"id": "", "type": "function",
+                                                  "function": {"name": "", "arguments": ""}})
+            call["id"] = delta.get("id") or call["id"]
+            function = delta.get("function") or {}
+            call["function"]["name"] += function.get("name") or ""
+            call["function"]["arguments"] += function.get("arguments") or ""
+
+    def merged(self) -> list[dict[str, Any]]:
+        return [self._calls[i] for i in sorted(self._calls)]
+
+
+async def _sse(flight: Flight, include_usage: bool = False) -> AsyncIterator[bytes]:
+    """One client's view of a flight as OpenAI chunks: what was produced so far, then live. The usage
+    comes in its own last chunk (``choices: []``) only when the client asked for it, as OpenAI sends it."""
     cid, created, model = flight.completion_id, flight.created, flight.model
     yield sse.chunk(cid, created, model, {"role": "assistant", "content": ""})
     try:
         async for piece in flight.follow():
-            yield sse.chunk(cid, created, model, {"content": piece.text})
+            delta: dict[str, Any] = {"content": piece.text} if piece.text else {}
+            if piece.tool_calls:
+                delta["tool_calls"] = piece.tool_calls
+            if delta:
+                yield sse.chunk(cid, created, model, delta)
     except GenerationError as exc:
         code = "generation_timeout" if isinstance(exc, GenerationTimeout) else "generation_failed"
         yield sse.error_event(f"the model failed mid-answer: {exc}", code=code)
         return
-    yield sse.chunk(cid, created, model, {}, finish_reason="stop", usage=flight.usage)
+    yield sse.chunk(cid, created, model, {}, finish_reason=flight.finish_reason)
+    if include_usage:
+        yield sse.usage_chunk(cid, created, model, flight.usage)
     yield sse.DONE
+
+
+async def list_models(request: Request) -> Response:
+    """The model ids this origin answers to: its default model and the generator's own names."""
+    state: OriginState = request.app.state.origin
+    body = await request.body()
+    try:
+        signing.verify(state.secret, request.method, request.url.path, body, request.headers, state.clock())
+    except signing.SignatureError as exc:
+        return error(401, f"this origin only serves the eaves edge: {exc}", "invalid_signature",
+                     "authentication_error", {"www-authenticate": 'EavesSignature realm="origin"'})
+    names = dict.fromkeys([state.default_model, *getattr(state.generator, "model_names", ())])
+    models = [{"id": name, "object": "model", "created": state.started, "owned_by": "eaves"} for name in names]
+    model_id = request.path_params.get("model_id")
+    if model_id is None:
+        return JSONResponse({"object": "list", "data": models})
+    for model in models:
+        if model["id"] == model_id:
+            return JSONResponse(model)
+    return error(404, f"the model {model_id!r} does not exist here", "model_not_found", "not_found_error")
 
 
 async def healthz(request: Request) -> Response:
@@ -259,6 +334,8 @@ def build_app(state: OriginState) -> Starlette:
             await close()
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+                            Route("/v1/models", list_models, methods=["GET"]),
+                            Route("/v1/models/{model_id:path}", list_models, methods=["GET"]),
                             Route("/healthz", healthz, methods=["GET"]),
                             Route("/metrics", metrics.metrics_endpoint, methods=["GET"])],
                     lifespan=lifespan,

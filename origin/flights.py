@@ -32,6 +32,7 @@ class Flight:
     body: bytes = b""  # the final non-streamed completion, once done
     usage: dict[str, Any] = field(default_factory=dict)
     writeback: str = "pending"
+    finish_reason: str = "stop"  # why the model stopped; only "stop" answers are written back
     started: float = field(default_factory=time.perf_counter)
     first_piece_at: float | None = None
     finished_at: float | None = None

@@ -17,6 +17,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -68,6 +69,47 @@ def completion_prompt(request: GenerationRequest) -> str:
 _models: dict[tuple[str, int, int], Any] = {}
 _models_lock = threading.Lock()
 
+# llama.cpp's token attributes (llama_token_attr in llama.h).
+ATTR_UNKNOWN, ATTR_UNUSED, ATTR_CONTROL, ATTR_USER_DEFINED = 1 << 0, 1 << 1, 1 << 3, 1 << 4
+_MARKER = re.compile(r"<[a-z_]*(?:image|audio|video|unused|mask|pad|turn|tool|bos|eos)[a-z_0-9]*>|\[[a-z_]+\]")
+
+
+def control_tokens(model: Any) -> list[int]:
+    """The token ids that are not text: control tokens, unused slots and the model's user-defined markers
+    (Gemma 3's ``<start_of_image>``, ``<unused12>``, ``[multimodal]``), but not its end-of-generation tokens,
+    which must stay sampleable so an answer can end.
+
+    Detokenising without special tokens hides CONTROL tokens only; Gemma's markers are USER_DEFINED and
+    would be printed as text, reach the client and be cached. So they are never sampled at all.
+    """
+    import llama_cpp
+
+    vocab = model._model  # llama_cpp's LlamaModel: token attributes and texts by id
+    end = {model.token_eos()}
+    banned = []
+    for token in range(model.n_vocab()):
+        attr = vocab.token_get_attr(token)
+        if token in end or llama_cpp.llama_vocab_is_eog(vocab.vocab, token):
+            continue
+        not_text = attr & (ATTR_CONTROL | ATTR_UNUSED | ATTR_UNKNOWN)
+        marker = attr & ATTR_USER_DEFINED and _MARKER.fullmatch(vocab.token_get_text(token))
+        if not_text or marker:
+            banned.append(token)
+    return banned
+
+
+def never_sample(banned: list[int]) -> Any:
+    """A llama.cpp logits processor that makes ``banned`` tokens impossible (one vectorised write a step)."""
+    import numpy as np
+
+    ids = np.asarray(banned, dtype=np.intc)
+
+    def process(input_ids: Any, scores: Any) -> Any:
+        scores[ids] = -np.inf
+        return scores
+
+    return process
+
 
 def load_model(path: Path, *, n_ctx: int, n_threads: int) -> Any:
     """One llama.cpp model per file and settings per process."""
@@ -86,6 +128,8 @@ def load_model(path: Path, *, n_ctx: int, n_threads: int) -> Any:
 
 class LlamaGenerator:
     name = "llama"
+    supports_tools = False  # a 270M base model cannot follow a tool schema: the origin refuses tools
+    model_names = ("gemma-3-270m",)
 
     def __init__(self, path: Path | None = None, *, n_ctx: int = 2048, n_threads: int | None = None,
                  temperature: float = 0.3, repeat_penalty: float = 1.15, seed: int = 0) -> None:
@@ -96,6 +140,7 @@ class LlamaGenerator:
         self.repeat_penalty = repeat_penalty
         self.seed = seed
         self.model = load_model(self.path, n_ctx=n_ctx, n_threads=self.n_threads)
+        self.banned = control_tokens(self.model)
         self._lock = asyncio.Lock()
         self.generations = 0
 
@@ -124,15 +169,21 @@ class LlamaGenerator:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
+        finish: list[str | None] = [None]  # llama.cpp's finish_reason: "stop" or "length"
+        from llama_cpp import LogitsProcessorList
+
+        processors = LogitsProcessorList([never_sample(self.banned)]) if self.banned else None
 
         def produce() -> None:
             try:
                 for out in self.model.create_completion(
                         prompt, max_tokens=request.max_tokens, temperature=temperature, stop=stop,
-                        repeat_penalty=self.repeat_penalty, seed=self.seed, stream=True):
+                        repeat_penalty=self.repeat_penalty, seed=self.seed, stream=True,
+                        logits_processor=processors):
                     if cancelled.is_set():
                         break
                     loop.call_soon_threadsafe(queue.put_nowait, ("text", out["choices"][0]["text"]))
+                    finish[0] = out["choices"][0].get("finish_reason") or finish[0]
             except Exception as exc:  # surfaces on the loop as a GenerationError
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
             else:
@@ -145,6 +196,7 @@ class LlamaGenerator:
                 first = True
                 held = ""  # whitespace is held back until text follows: an answer never ends in "\n"
                 held_tokens = 0
+                paragraph = False
                 while True:
                     kind, value = await queue.get()
                     if kind == "end":
@@ -156,8 +208,8 @@ class LlamaGenerator:
                     text = held + (value.lstrip() if first else value)
                     if not first and PARAGRAPH_END in text:
                         text = text.split(PARAGRAPH_END, 1)[0].rstrip()
-                        yield Piece(text, held_tokens + 1)
-                        held_tokens = 0
+                        yield Piece(text, held_tokens + 1, finish_reason="stop")  # a whole paragraph
+                        held_tokens, paragraph = 0, True
                         break
                     if not text.strip():
                         held, held_tokens = ("" if first else text), held_tokens + 1
@@ -165,8 +217,8 @@ class LlamaGenerator:
                     first = False
                     yield Piece(text, held_tokens + 1)
                     held, held_tokens = "", 0
-                if held_tokens:
-                    yield Piece("", held_tokens)  # counted (the model did produce them), not shown
+                if not paragraph:  # held tokens are counted (the model did produce them), not shown
+                    yield Piece("", held_tokens, finish_reason=finish[0] or "stop")
             finally:
                 cancelled.set()
                 await asyncio.shield(worker)  # the context is free only once the thread is done

@@ -20,13 +20,14 @@ from typing import Any
 
 import httpx
 
-from origin.generators.base import GenerationError, GenerationRequest, Piece, rough_token_count
+from origin.generators.base import TOOL_FIELDS, GenerationError, GenerationRequest, Piece, rough_token_count
 
 log = logging.getLogger("eaves.origin.openai")
 
 
 class OpenAICompatGenerator:
     name = "openai"
+    supports_tools = True
 
     def __init__(self, base_url: str, *, api_key: str = "", model: str = "", timeout_s: float = 60.0,
                  connect_timeout_s: float = 5.0, max_attempts: int = 4, backoff_base_s: float = 0.5,
@@ -46,6 +47,7 @@ class OpenAICompatGenerator:
         if client is not None and api_key:
             self._client.headers.update(headers)
         self.attempts = 0
+        self.model_names: tuple[str, ...] = (model,) if model else ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OpenAICompatGenerator:
@@ -68,6 +70,9 @@ class OpenAICompatGenerator:
             payload["temperature"] = request.temperature
         if request.extra.get("stop"):
             payload["stop"] = request.extra["stop"]
+        for name in TOOL_FIELDS:
+            if request.extra.get(name) is not None:
+                payload[name] = request.extra[name]
         return payload
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:
@@ -153,6 +158,13 @@ async def _pieces(response: httpx.Response) -> AsyncIterator[Piece]:
                 if text:
                     started = True
                     yield Piece(text, 1)
+                calls = (choice.get("delta") or {}).get("tool_calls")
+                if isinstance(calls, list) and calls:
+                    started = True
+                    yield Piece("", 0, tool_calls=calls)
+                reason = choice.get("finish_reason")
+                if isinstance(reason, str) and reason:
+                    yield Piece("", 0, finish_reason=reason)
             if usage:
                 yield Piece("", 0, {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
                                     "completion_tokens": int(usage.get("completion_tokens", 0))})
