@@ -20,6 +20,7 @@ class GenerationRequest:
     max_tokens: int = 256
     temperature: float | None = None
     tenant: str = ""  # who asked (from the signed x-eaves-tenant header): for accounting, never for the prompt
+    user: str = ""  # the end user (signed x-eaves-user), sent only when the answer is not shared; "" if unknown
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -30,6 +31,9 @@ class Piece:
     # Exact counts when the backend reports them (an OpenAI-compatible API's final usage chunk):
     # {"prompt_tokens": n, "completion_tokens": m}; they replace the running estimate.
     usage: dict[str, int] | None = None
+    # Why the model stopped, on the last piece when the backend says ("stop", "length", "content_filter",
+    # "tool_calls"); only an answer that ended with "stop" is complete enough to store for others.
+    finish_reason: str | None = None
 
 
 class Generator(Protocol):

@@ -124,6 +124,7 @@ class LlamaGenerator:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
+        finish: list[str | None] = [None]  # llama.cpp's finish_reason: "stop" or "length"
 
         def produce() -> None:
             try:
@@ -133,6 +134,7 @@ class LlamaGenerator:
                     if cancelled.is_set():
                         break
                     loop.call_soon_threadsafe(queue.put_nowait, ("text", out["choices"][0]["text"]))
+                    finish[0] = out["choices"][0].get("finish_reason") or finish[0]
             except Exception as exc:  # surfaces on the loop as a GenerationError
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
             else:
@@ -145,6 +147,7 @@ class LlamaGenerator:
                 first = True
                 held = ""  # whitespace is held back until text follows: an answer never ends in "\n"
                 held_tokens = 0
+                paragraph = False
                 while True:
                     kind, value = await queue.get()
                     if kind == "end":
@@ -156,8 +159,8 @@ class LlamaGenerator:
                     text = held + (value.lstrip() if first else value)
                     if not first and PARAGRAPH_END in text:
                         text = text.split(PARAGRAPH_END, 1)[0].rstrip()
-                        yield Piece(text, held_tokens + 1)
-                        held_tokens = 0
+                        yield Piece(text, held_tokens + 1, finish_reason="stop")  # a whole paragraph
+                        held_tokens, paragraph = 0, True
                         break
                     if not text.strip():
                         held, held_tokens = ("" if first else text), held_tokens + 1
@@ -165,8 +168,8 @@ class LlamaGenerator:
                     first = False
                     yield Piece(text, held_tokens + 1)
                     held, held_tokens = "", 0
-                if held_tokens:
-                    yield Piece("", held_tokens)  # counted (the model did produce them), not shown
+                if not paragraph:  # held tokens are counted (the model did produce them), not shown
+                    yield Piece("", held_tokens, finish_reason=finish[0] or "stop")
             finally:
                 cancelled.set()
                 await asyncio.shield(worker)  # the context is free only once the thread is done

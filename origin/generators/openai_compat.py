@@ -68,6 +68,8 @@ class OpenAICompatGenerator:
             payload["temperature"] = request.temperature
         if request.extra.get("stop"):
             payload["stop"] = request.extra["stop"]
+        if request.user:
+            payload["user"] = request.user  # OpenAI: "a unique identifier representing your end-user"
         return payload
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:
@@ -153,6 +155,9 @@ async def _pieces(response: httpx.Response) -> AsyncIterator[Piece]:
                 if text:
                     started = True
                     yield Piece(text, 1)
+                reason = choice.get("finish_reason")
+                if isinstance(reason, str) and reason:
+                    yield Piece("", 0, finish_reason=reason)
             if usage:
                 yield Piece("", 0, {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
                                     "completion_tokens": int(usage.get("completion_tokens", 0))})

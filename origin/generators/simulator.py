@@ -57,4 +57,7 @@ class SimulatedGenerator:
                 raise GenerationError(f"simulated failure after {index} tokens")
             if index and interval:
                 await asyncio.sleep(interval)
-            yield Piece(piece, 1)
+            last = index == len(pieces) - 1
+            # Cut short by max_tokens: say so, as a real model does, so the answer is never stored.
+            truncated = request.max_tokens < self.answer_tokens
+            yield Piece(piece, 1, finish_reason=("length" if truncated else "stop") if last else None)
