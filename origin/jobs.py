@@ -19,8 +19,8 @@ from origin.flights import Flight
 from origin.generators.base import GenerationError
 from shared.cache_keys import InvalidTenant
 from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, JOB_TTL_S, job_key, job_record, valid_job_id
-from shared.wire import TENANT_HEADER
 from shared.kv import KVError
+from shared.wire import TENANT_HEADER
 
 if TYPE_CHECKING:
     from origin.app import OriginState

@@ -40,7 +40,6 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def create_key(args: argparse.Namespace) -> int:
     from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
-
     from shared.cache_keys import InvalidTenant, validate_tenant
 
     try:
