@@ -18,7 +18,7 @@ MAX_REMEMBERED_BODY_BYTES = 2048  # at most ~4 MiB of bodies: fits Workers' 128 
 
 
 class RequestParser:
-    __slots__ = ("_default_model", "_max_body", "_max_entries", "_max_prompt_chars", "_memo", "_versions")
+    __slots__ = ("_default_model", "_keys", "_max_body", "_max_entries", "_max_prompt_chars", "_memo", "_versions")
 
     def __init__(self, *, default_model: str, max_prompt_chars: int, versions: str, max_entries: int = MAX_ENTRIES,
                  max_body_bytes: int = MAX_REMEMBERED_BODY_BYTES) -> None:
@@ -28,6 +28,7 @@ class RequestParser:
         self._max_entries = max_entries
         self._max_body = max_body_bytes
         self._memo: dict[tuple[str, bytes], tuple[wire.ChatRequest, str]] = {}
+        self._keys: dict[tuple[str, str, str], AnswerKeys] = {}
 
     def parse(self, body: bytes, locale: str) -> tuple[wire.ChatRequest, str]:
         """The chat request and its request digest; raises ``wire.WireError`` for an invalid body."""
@@ -49,10 +50,17 @@ class RequestParser:
         Responses API converts to the chat shape first, then keys here)."""
         return request_digest(chat.raw, default_model=self._default_model, locale=locale, versions=self._versions)
 
-    @staticmethod
-    def keys_for(tenant: str, end_user: str, digest: str) -> AnswerKeys:
-        """Where the answer to this request may live, for this tenant and end user."""
-        return AnswerKeys.of(tenant, end_user, digest)
+    def keys_for(self, tenant: str, end_user: str, digest: str) -> AnswerKeys:
+        """Where the answer to this request may live, for this tenant and end user; remembered like parses
+        (validating and hashing an end user costs ~5 µs, a sixth of a hit)."""
+        memo_key = (tenant, end_user, digest)
+        found = self._keys.get(memo_key)
+        if found is None:
+            found = AnswerKeys.of(tenant, end_user, digest)
+            if len(self._keys) >= self._max_entries:
+                del self._keys[next(iter(self._keys))]
+            self._keys[memo_key] = found
+        return found
 
     def __len__(self) -> int:
         return len(self._memo)

@@ -32,6 +32,15 @@ class TestRequestParser:
         assert parser.keys_for("acme", "", digest).shared == f"ans/acme/s/{digest}"
         assert parser.keys_for("beta", "", digest).shared == f"ans/beta/s/{digest}"
 
+    def test_keys_are_remembered_per_tenant_and_user_and_bounded(self) -> None:
+        """keys_for gives what AnswerKeys.of gives, per (tenant, user, digest), in a bounded table."""
+        from shared.cache_keys import AnswerKeys
+
+        parser = make(max_entries=2)
+        for tenant, user in (("acme", ""), ("acme", "alice"), ("beta", "alice"), ("acme", "alice")):
+            assert parser.keys_for(tenant, user, "d") == AnswerKeys.of(tenant, user, "d")
+        assert len(parser._keys) == 2
+
     def test_invalid_body_raises_every_time(self) -> None:
         """A body that fails validation is not remembered."""
         parser = make()
