@@ -12,12 +12,12 @@ user-scoped hit reads two: see "Scopes" below).
 Scopes. The route says who may be served a stored answer: ``shared`` (the tenant), ``user`` (only the
 end user who asked) or ``none``. Before classifying, the edge does not know the scope, so it reads the
 shared key and, when that is empty and the end user is known, that user's own key
-(``shared.cache_keys.AnswerKeys``). A
-user-scoped answer lives under a path only a request carrying that end user can build, so it can never
-be read by another user or by an anonymous caller; the shared key is only ever written for requests the
-current policy routes as shared (its version is in the key). Every chat response says the decision in
-``x-edge-scope`` and ``Cache-Control`` (``max-age`` of the answer's freshness lifetime, ``private`` for
-user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says how much of it has passed).
+(``shared.cache_keys.AnswerKeys``). A user-scoped answer lives under a path only a request carrying that
+end user can build, so it can never be read by another user or by an anonymous caller; the shared key is
+only ever written for requests the current policy routes as shared (its version is in the key). Every
+chat response says the decision in ``x-edge-scope`` and ``Cache-Control`` (``max-age`` of the answer's
+freshness lifetime, ``private`` for user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says
+how much of it has passed).
 
 Who may overwrite. ``Cache-Control: no-cache`` (and ``max-age`` past the entry's age) only skips the
 read: the fresh answer is written under the key of this exact request (every field that can change the
@@ -208,10 +208,10 @@ class EdgeApp:
             return response
         route_name = "miss" if upstream.status == 200 else "origin"
         headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label), *limit_headers]
-        # The origin says when it refused to keep a complete-looking answer (a truncated one, say).
-        kept = store_key is not None and upstream.status == 200 and not upstream.headers.get(
-            "x-eaves-writeback", "").startswith("refused")
-        if kept and store_key is not None and route.ttl_s:
+        # The origin says when it would not keep the answer (truncated, say); a stream's fate is only known
+        # at its end, after these headers: its answer is kept unless it ends incomplete.
+        refused = upstream.headers.get("x-eaves-writeback", "").startswith("refused")
+        if store_key is not None and route.ttl_s and upstream.status == 200 and not refused:
             headers += self._scope_headers(key_scope(store_key), route.ttl_s)
         if joined:
             headers.append(("x-edge-coalesced", "1"))
