@@ -424,3 +424,15 @@ def test_every_answer_served_was_made_for_this_asker_and_question(scope: str, st
             await drain(world)
 
     asyncio.run(run())
+
+
+def test_user_claim_is_read_from_eaves_jwt() -> None:
+    """EAVES_JWT's user_claim reaches the JWT config; without it the end user is the sub claim."""
+    from edge.settings import EdgeSettings
+
+    keys = [{"alg": "HS256", "secret": SECRET}]
+    base = {"EAVES_ORIGIN_SECRET": "s" * 32}
+    configured = EdgeSettings.from_mapping({**base, "EAVES_JWT": json.dumps({"keys": keys, "user_claim": "uid"})})
+    default = EdgeSettings.from_mapping({**base, "EAVES_JWT": json.dumps({"keys": keys})})
+    assert configured.jwt is not None and configured.jwt.user_claim == "uid"
+    assert default.jwt is not None and default.jwt.user_claim == "sub"
