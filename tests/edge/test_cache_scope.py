@@ -436,3 +436,38 @@ def test_user_claim_is_read_from_eaves_jwt() -> None:
     default = EdgeSettings.from_mapping({**base, "EAVES_JWT": json.dumps({"keys": keys})})
     assert configured.jwt is not None and configured.jwt.user_claim == "uid"
     assert default.jwt is not None and default.jwt.user_claim == "sub"
+
+
+ANY_TENANT = st.one_of(
+    st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
+    st.text(st.characters(codec="utf-8"), max_size=80),
+    st.sampled_from(["h-" + "0" * 32, "acme/", "acme/s", "beta/../acme", "acme ", "x" * 65, "x" * 600]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY_TENANT, st.booleans())
+def test_any_tenant_is_either_its_own_namespace_or_refused_and_writes_nothing(tenant: str, by_jwt: bool) -> None:
+    """Tenants from the full Unicode range and look-alike names, by API key record or JWT claim: a valid
+    tenant's answers land only under ans/<tenant>/ and never reach another tenant; an invalid one is a JSON
+    4xx, and nothing is generated or written."""
+
+    async def run() -> None:
+        world, personal = await world_with(jwt=JwtConfig(keys=[JwtKey("HS256", secret=SECRET.encode())]))
+        await world.chat("shared question", key="acme")  # another tenant's entry that must stay unread
+        before = set(await world.answer_keys())
+        if by_jwt:
+            credential = mint({"tenant": tenant, "exp": 4_000_000_000}, secret=SECRET)
+        else:
+            await world.add_key("probe", tenant)
+            credential = "probe"
+        response = await world.chat("shared question", key=credential)
+        written = set(await world.answer_keys()) - before
+        if response.status == 200:
+            assert answer(response)["tenant"] == tenant and response.header("x-edge-route") == "miss"
+            assert written and all(k.startswith(f"ans/{tenant}/") for k in written)
+        else:
+            assert 400 <= response.status < 500 and body_of(response)["error"]["message"]
+            assert written == set() and personal.generations == 1
+
+    asyncio.run(run())
