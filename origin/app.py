@@ -66,6 +66,11 @@ class OriginState:
         task.add_done_callback(self.background.discard)
 
 
+# Request fields that change how a model samples, passed on to generators that can honour them (the
+# OpenAI-compatible one). They are all in the edge's cache key, so each combination has its own answer.
+SAMPLING = ("top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "response_format")
+
+
 def error(status: int, message: str, code: str, error_type: str = "invalid_request_error",
           headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": error_type, "code": code, "param": None}},
@@ -135,7 +140,8 @@ async def chat_completions(request: Request) -> Response:
                                     temperature=chat.temperature,
                                     tenant=request.headers.get(wire.TENANT_HEADER, ""),
                                     user=request.headers.get(wire.USER_HEADER, ""),
-                                    extra={"stop": [stop] if isinstance(stop, str) else list(stop or [])})
+                                    extra={"stop": [stop] if isinstance(stop, str) else list(stop or []),
+                                           "sampling": {k: chat.raw[k] for k in SAMPLING if k in chat.raw}})
     try:
         writeback = WriteBack.from_headers(request.headers)
     except ValueError as exc:

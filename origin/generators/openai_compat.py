@@ -68,6 +68,8 @@ class OpenAICompatGenerator:
             payload["temperature"] = request.temperature
         if request.extra.get("stop"):
             payload["stop"] = request.extra["stop"]
+        for name, value in request.extra.get("sampling", {}).items():
+            payload.setdefault(name, value)
         if request.user:
             payload["user"] = request.user  # OpenAI: "a unique identifier representing your end-user"
         return payload

@@ -159,6 +159,13 @@ class TestOpenAICompatUser:
         assert sent[0]["user"] == "alice"
         assert "".join(p.text for p in pieces) == "Hi" and pieces[-1].finish_reason == "length"
 
+    def test_sampling_parameters_reach_the_upstream(self) -> None:
+        """Keyed parameters that change sampling are honoured upstream, not silently dropped."""
+        generator = OpenAICompatGenerator("http://upstream.test/v1", client=httpx.AsyncClient())
+        sampling = {"top_p": 0.5, "seed": 3, "response_format": {"type": "json_object"}}
+        payload = generator._payload(GenerationRequest("m", [], "q", extra={"sampling": sampling}))
+        assert {k: payload[k] for k in sampling} == sampling and payload["stream"] is True
+
     def test_no_user_no_field(self) -> None:
         """Without an end user nothing is invented."""
         generator = OpenAICompatGenerator("http://upstream.test/v1")
