@@ -6,7 +6,25 @@
 
 The KV lookup comes before classification on purpose: an answer is only ever stored for a
 prompt the current model and policy routed to the cache (their versions are in the key), so a hit
-needs no classification, and the hit path stays a hash, a counter update and one KV read.
+needs no classification, and the hit path stays a hash, a counter update and one KV read (a
+user-scoped hit reads two: see "Scopes" below).
+
+Scopes. The route says who may be served a stored answer: ``shared`` (the tenant), ``user`` (only the
+end user who asked) or ``none``. Before classifying, the edge does not know the scope, so it reads the
+shared key and, when that is empty and the end user is known, that user's own key
+(``shared.cache_keys.AnswerKeys``). A user-scoped answer lives under a path only a request carrying that
+end user can build, so it can never be read by another user or by an anonymous caller; the shared key is
+only ever written for requests the current policy routes as shared (its version is in the key). Every
+chat response says the decision in ``x-edge-scope`` and ``Cache-Control`` (``max-age`` of the answer's
+freshness lifetime, ``private`` for user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says
+how much of it has passed).
+
+Who may overwrite. ``Cache-Control: no-cache`` (and ``max-age`` past the entry's age) only skips the
+read: the fresh answer is written under the key of this exact request (every field that can change the
+answer, the tenant, and the end user for user scope), so it can only replace an answer to the identical
+question, and the origin writes only complete answers (``finish_reason: "stop"``, non-empty). A refresh
+therefore never leaves the entry worse than it was: it is replaced by an equally complete answer or left
+as it is. ``no-store`` neither reads nor writes.
 
 A miss goes to the origin behind the circuit breaker; identical cacheable misses in this worker share
 one call (``edge.coalesce``); a streamed answer is relayed as it arrives, with heartbeats while the
@@ -27,7 +45,7 @@ from edge import errors, jobs, models, responses, streaming
 from edge.auth import Authenticator, Principal
 from edge.breaker import CircuitBreaker
 from edge.coalesce import Coalescer
-from edge.freshness import CacheControl, freshness, parse_cache_control
+from edge.freshness import freshness, parse_cache_control
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
 from edge.parsing import RequestParser
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
@@ -35,6 +53,7 @@ from edge.ratelimit import rate_limit_headers
 from edge.settings import EdgeSettings
 from edge.timing import Timing
 from shared import signing, sse, wire
+from shared.cache_keys import AnswerKeys, key_scope, rate_limit_key
 from shared.intent.routing import (
     CacheEverything,
     Intent,
@@ -118,6 +137,9 @@ class EdgeApp:
             response = exc.to_response()
             if isinstance(exc, errors.Blocked):
                 response.headers.append((wire.ROUTE_HEADER, "blocked"))
+        if request.path == CHAT_PATH and response.header(wire.SCOPE_HEADER) is None:
+            # Errors, canned and uncached answers: nothing was kept for anyone.
+            response.headers += [(wire.SCOPE_HEADER, "none"), ("cache-control", "no-store")]
         route = response.header(wire.ROUTE_HEADER)
         if route:
             self.stats[route] += 1
@@ -147,28 +169,30 @@ class EdgeApp:
 
         try:
             chat_body = request.body if translate is None else translate(request.body)
-            chat, key = self.parser.parse(chat_body, principal.tenant, request.headers.get("x-eaves-locale", ""))
+            chat, digest = self.parser.parse(chat_body, request.headers.get("x-eaves-locale", ""))
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
+        end_user = principal.end_user(chat.user)
+        keys = self.parser.keys_for(principal.tenant, end_user, digest)
         control = parse_cache_control(request.headers.get("cache-control"))
         timing.mark("parse")
 
-        fallback_entry: wire.CachedAnswer | None = None
+        fallback: tuple[str, wire.CachedAnswer] | None = None
         if control.may_read:
-            entry = await self.kv.get(key)
+            found = await self._lookup(keys)
             timing.mark("kv")
-            cached = wire.CachedAnswer.from_kv(entry.value, entry.metadata) if entry is not None else None
-            if cached is not None:
+            if found is not None:
+                key, cached = found
                 now = self.clock.now()
                 state = freshness(cached, now, control)
                 if state == "error-only":
-                    fallback_entry = cached
+                    fallback = found
                 elif state in ("fresh", "stale"):
-                    served = self._from_cache(cached, "hit" if state == "fresh" else "stale", now, limit_headers,
-                                              chat.stream)
+                    served = self._from_cache(key, cached, "hit" if state == "fresh" else "stale", now,
+                                              limit_headers, chat.stream)
                     if served is not None:
                         if state == "stale":
-                            self._refresh_later(chat_body, principal, key, cached, request_id)
+                            self._refresh_later(chat_body, principal, end_user, key, cached, request_id)
                         return served
 
         intent = self.classifier.classify(chat.prompt)
@@ -182,18 +206,22 @@ class EdgeApp:
 
         as_job = route.action == "async" or jobs.wants_async(request.headers)
         stream = chat.stream and not as_job
-        origin_request = self._origin_request(chat_body, principal, key, intent, route, control, request_id,
-                                              as_job=as_job, stream=stream)
+        store_key = None
+        if route.action in ("cache", "async") and route.ttl_s and not control.no_store:
+            store_key = keys.for_scope(route.scope)  # None for scope "none", or "user" with no known user
+        origin_request = self._origin_request(chat_body, principal, end_user, store_key, intent, route,
+                                              request_id, as_job=as_job, stream=stream)
         try:
-            if as_job or wire.CACHE_KEY_HEADER not in origin_request.headers:
+            if as_job or store_key is None:
                 upstream, joined = await self._call_origin(origin_request), False
             else:  # identical cacheable misses in this worker share one origin call
                 # The origin's stream shape depends on include_usage: only identical shapes share a stream.
-                upstream, joined = await self.coalescer.send(f"{key}|{int(stream)}|{int(sse.wants_usage(chat.raw))}",
+                shape = f"{int(stream)}|{int(sse.wants_usage(chat.raw))}"
+                upstream, joined = await self.coalescer.send(f"{store_key}|{shape}",
                                                              lambda: self._call_origin(origin_request))
         except errors.UpstreamError as failure:
             timing.mark("origin")
-            return self._fallback(failure, fallback_entry, route, chat.model, intent, limit_headers, chat.stream)
+            return self._fallback(failure, fallback, route, chat.model, intent, limit_headers, chat.stream)
         timing.mark("origin")
         if as_job and upstream.status == 202:
             response = jobs.accepted(origin_request.headers[JOB_ID_HEADER], await streaming.collect(upstream.body))
@@ -201,6 +229,11 @@ class EdgeApp:
             return response
         route_name = "miss" if upstream.status == 200 else "origin"
         headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label), *limit_headers]
+        # The origin says when it would not keep the answer (truncated, say); a stream's fate is only known
+        # at its end, after these headers: its answer is kept unless it ends incomplete.
+        refused = upstream.headers.get("x-eaves-writeback", "").startswith("refused")
+        if store_key is not None and route.ttl_s and upstream.status == 200 and not refused:
+            headers += self._scope_headers(key_scope(store_key), route.ttl_s)
         if joined:
             headers.append(("x-edge-coalesced", "1"))
         content_type = upstream.headers.get("content-type", "application/json")
@@ -218,7 +251,7 @@ class EdgeApp:
         tier = self.settings.tiers.get(principal.tier)
         if tier is None:
             raise errors.Forbidden(f"tier {principal.tier!r} is not configured on this edge", code="unknown_tier")
-        decision = await self.limiter.acquire(f"{principal.tenant}:chat", tier.limit, tier.window_s)
+        decision = await self.limiter.acquire(rate_limit_key(principal.tenant, "chat"), tier.limit, tier.window_s)
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             raise errors.RateLimited(f"rate limit of {tier.limit} requests per {tier.window_s}s exceeded for "
@@ -226,12 +259,44 @@ class EdgeApp:
                                      code="rate_limit_exceeded", headers=headers)
         return headers
 
-    def _from_cache(self, cached: wire.CachedAnswer, route: str, now: float,
+    async def _lookup(self, keys: AnswerKeys) -> tuple[str, wire.CachedAnswer] | None:
+        """The stored answer for this request and asker, with the key it was found under.
+
+        The scope is only known after classifying, so the shared key is read first and, only when it holds
+        nothing and the end user is known, that user's own key. Shared hits, the common case, stay one
+        read; the second read is paid by user-scoped hits and by misses, which then call the origin
+        anyway. (Reading both concurrently cost every request that names a user ~10 µs more CPU in
+        CPython for the task, and a second billed KV read, measured with ``eaves bench``.) Both keys
+        cannot legitimately hold an answer: the policy's version is in the digest, and one policy gives
+        one prompt one scope."""
+        for key in (keys.shared, keys.user):
+            if key is None:
+                break
+            entry = await self.kv.get(key)
+            if entry is not None:
+                cached = wire.CachedAnswer.from_kv(entry.value, entry.metadata)
+                if cached is not None:
+                    return key, cached
+        return None
+
+    @staticmethod
+    def _scope_headers(scope: str, lifetime_s: int) -> list[tuple[str, str]]:
+        # No "public": the request carried credentials, so shared proxies keep out (RFC 9111 §3.5) and
+        # only the asker's own cache may keep it; "private" also says so for a user's own answer.
+        control = f"private, max-age={lifetime_s}" if scope == "user" else f"max-age={lifetime_s}"
+        return [(wire.SCOPE_HEADER, scope), ("cache-control", control)]
+
+    def _from_cache(self, key: str, cached: wire.CachedAnswer, route: str, now: float,
                     limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse | None:
         """The stored answer, or None when a stream was asked for and the stored body cannot be replayed as
-        one (not a chat completion): then it is treated as absent, never as a crash."""
+        one (not a chat completion): then it is treated as absent, never as a crash.
+
+        ``Cache-Control: max-age`` is the entry's freshness lifetime and ``Age`` how much of it has passed,
+        so the remaining lifetime is their difference, as RFC 9111 §4.2.3 computes it."""
+        lifetime = max(0, round(cached.fresh_until - cached.created))
         headers = [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, cached.intent),
-                   ("age", str(max(0, int(now - cached.created)))), *limit_headers]
+                   ("age", str(max(0, int(now - cached.created)))), *limit_headers,
+                   *self._scope_headers(key_scope(key), lifetime)]
         if stream:  # a stored answer replayed as the stream the client asked for
             try:
                 replayed = streaming.replay(cached.body)
@@ -248,8 +313,8 @@ class EdgeApp:
             return EdgeResponse(200, streaming.replay(body), headers, content_type=sse.MEDIA_TYPE)
         return EdgeResponse(200, body, headers)
 
-    def _origin_request(self, body: bytes, principal: Principal, key: str, intent: Intent, route: Route,
-                        control: CacheControl, request_id: str, *, as_job: bool = False,
+    def _origin_request(self, body: bytes, principal: Principal, end_user: str, store_key: str | None,
+                        intent: Intent, route: Route, request_id: str, *, as_job: bool = False,
                         stream: bool = False) -> OriginRequest:
         headers = {
             "content-type": "application/json",
@@ -257,14 +322,22 @@ class EdgeApp:
             wire.CACHE_INTENT_HEADER: intent.label,
             wire.REQUEST_ID_HEADER: request_id,
         }
-        if route.action in ("cache", "async") and route.ttl_s and not control.no_store:
+        self._add_user(headers, end_user, store_key)
+        if store_key is not None and route.ttl_s:
             keep = route.stale_if_error_s if route.stale_if_error_s is not None else self.settings.stale_if_error_s
-            headers.update(self._cache_headers(key, route.ttl_s, route.stale_s, keep))
+            headers.update(self._cache_headers(store_key, route.ttl_s, route.stale_s, keep))
         if as_job:
             job_id = jobs.new_job_id()
             headers[JOB_ID_HEADER] = job_id
             headers[JOB_KEY_HEADER] = job_key(principal.tenant, job_id)
         return self._signed(body, headers, route.timeout_s or self.settings.origin_timeout_s, stream)
+
+    @staticmethod
+    def _add_user(headers: dict[str, str], end_user: str, store_key: str | None) -> None:
+        # The end user reaches the origin only when the answer is kept for nobody else: an answer stored
+        # for the whole tenant must not be generated with (and so possibly about) one user's identity.
+        if end_user and (store_key is None or key_scope(store_key) == "user"):
+            headers[wire.USER_HEADER] = end_user
 
     @staticmethod
     def _cache_headers(key: str, ttl_s: int, stale_s: int, keep_s: int) -> dict[str, str]:
@@ -299,11 +372,11 @@ class EdgeApp:
         self.breaker.record_success()
         return upstream
 
-    def _fallback(self, failure: errors.UpstreamError, entry: wire.CachedAnswer | None, route: Route,
+    def _fallback(self, failure: errors.UpstreamError, found: tuple[str, wire.CachedAnswer] | None, route: Route,
                   model: str, intent: Intent, limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
         """The origin could not answer: a stale answer, else the intent's canned answer, else a clear error."""
         headers = [("x-edge-fallback-reason", failure.code)]
-        stale = self._from_cache(entry, "stale", self.clock.now(), limit_headers, stream) if entry else None
+        stale = self._from_cache(*found, "stale", self.clock.now(), limit_headers, stream) if found else None
         if stale is not None:
             self.stats["fallback_stale"] += 1
             response = stale
@@ -323,15 +396,18 @@ class EdgeApp:
 
     # ------------------------------------------------------------------ stale-while-revalidate
 
-    def _refresh_later(self, body: bytes, principal: Principal, key: str, cached: wire.CachedAnswer,
-                       request_id: str) -> None:
+    def _refresh_later(self, body: bytes, principal: Principal, end_user: str, key: str,
+                       cached: wire.CachedAnswer, request_id: str) -> None:
         if key in self._refreshing:
             return  # one refresh at a time per key in this isolate
         self._refreshing.add(key)
-        self.background.defer(self._refresh(body, principal, key, cached, request_id))
+        self.background.defer(self._refresh(body, principal, end_user, key, cached, request_id))
 
-    async def _refresh(self, body: bytes, principal: Principal, key: str, cached: wire.CachedAnswer,
-                       request_id: str) -> None:
+    async def _refresh(self, body: bytes, principal: Principal, end_user: str, key: str,
+                       cached: wire.CachedAnswer, request_id: str) -> None:
+        """Regenerate a stale entry under the key it was found at: the same request (the body that built
+        that key), so the same tenant, scope, end user and parameters; the origin replaces it only with a
+        complete answer."""
         mark = REFRESH_MARK_PREFIX + key
         try:
             # Across processes/isolates a short-lived KV mark keeps refreshes to about one per key.
@@ -343,6 +419,7 @@ class EdgeApp:
                        wire.CACHE_INTENT_HEADER: cached.intent, wire.REQUEST_ID_HEADER: request_id + "-refresh",
                        **self._cache_headers(key, ttl, round(cached.stale_until - cached.fresh_until),
                                              round(cached.keep_until - cached.fresh_until))}
+            self._add_user(headers, end_user, key)
             upstream = await self._call_origin(self._signed(body, headers, self.settings.origin_timeout_s))
             if not isinstance(upstream.body, bytes):
                 async for _ in upstream.body:

@@ -12,9 +12,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edge.errors import Unauthorized
+from edge.errors import BadRequest, Forbidden, Unauthorized
 from edge.jwt import JwtConfig, JwtError, looks_like_jwt, verify_jwt
 from edge.ports import Clock, KVStore
+from shared.cache_keys import TENANT_RULE, InvalidTenant, InvalidUser, validate_tenant, validate_user
 
 KEY_PREFIX = "key/"
 API_KEY_PREFIX = "eav_"
@@ -22,10 +23,32 @@ API_KEY_PREFIX = "eav_"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling: the tenant (validated: it becomes a KV key segment), and for a JWT caller the end
+    user the token names (``user_claim``, ``sub`` by default; "" when the token names none)."""
+
     tenant: str
     tier: str
     subject: str
     method: Literal["api_key", "jwt"]
+    user: str = ""
+
+    def __post_init__(self) -> None:
+        validate_tenant(self.tenant)  # defence in depth: each creator below refuses with its own message
+
+    def end_user(self, requested: str) -> str:
+        """The end user this request is answered for, from the request's ``user`` field and the token.
+
+        An API-key caller is a website's backend, trusted by the tenant to say who its end user is.
+        A JWT caller is usually the end user's own browser: only the signed claim can name the user,
+        so a ``user`` field that differs from it is refused, never believed and never silently ignored
+        (believed, it would let one user read another's user-scoped answers)."""
+        if self.method == "api_key":
+            return requested
+        if requested and requested != self.user:
+            claim = "the token's end-user claim" if self.user else "a token that names no end user"
+            raise BadRequest(f"'user' does not match {claim}; leave 'user' out (the token says who you are)",
+                             param="user", code="user_mismatch")
+        return self.user
 
 
 def new_api_key() -> str:
@@ -80,10 +103,16 @@ class Authenticator:
             return None
         try:
             record = json.loads(entry.value)
-            return Principal(str(record["tenant"]), str(record["tier"]), str(record.get("name", "")),
-                             "api_key")
+            tenant, tier, name = str(record["tenant"]), str(record["tier"]), str(record.get("name", ""))
         except (ValueError, KeyError, TypeError):
             return None  # a damaged record is an unknown key, never a crash
+        try:
+            validate_tenant(tenant)
+        except InvalidTenant as exc:
+            # A key stored before tenant ids were checked: refused, so it can never build a KV key.
+            raise Forbidden(f"this API key's {exc}; create a new key for a valid tenant id "
+                            "(eaves keys create --tenant ...)", code="invalid_tenant") from exc
+        return Principal(tenant, tier, name, "api_key")
 
     def _from_jwt(self, token: str) -> Principal:
         if self._jwt is None:
@@ -96,11 +125,22 @@ class Authenticator:
         if not isinstance(tenant, str) or not tenant:
             raise Unauthorized(f"token has no '{self._jwt.tenant_claim}' claim naming the tenant",
                                code="invalid_token")
+        try:
+            validate_tenant(tenant)
+        except InvalidTenant as exc:
+            raise Unauthorized(f"token claim '{self._jwt.tenant_claim}' is not a valid tenant id: use "
+                               f"{TENANT_RULE}", code="invalid_token") from exc
+        user = claims.get(self._jwt.user_claim, "")
+        try:
+            user = validate_user(user) if user != "" else ""
+        except InvalidUser as exc:
+            raise Unauthorized(f"token claim '{self._jwt.user_claim}' (the end user) is not valid: {exc}",
+                               code="invalid_token") from exc
         tier = claims.get(self._jwt.tier_claim, self._jwt.default_tier)
         if not isinstance(tier, str) or (self._tiers and tier not in self._tiers):
             raise Unauthorized(f"token names an unknown tier {tier!r}", code="invalid_token")
         subject = claims.get("sub")
-        return Principal(tenant, tier, subject if isinstance(subject, str) else "", "jwt")
+        return Principal(tenant, tier, subject if isinstance(subject, str) else "", "jwt", user)
 
 
 def _credentials(headers: Any) -> str:

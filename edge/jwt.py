@@ -65,6 +65,7 @@ class JwtConfig:
     leeway_s: int = 30
     tenant_claim: str = "tenant"
     tier_claim: str = "tier"
+    user_claim: str = "sub"  # names the end user (cache scope "user", x-eaves-user to the origin)
     default_tier: str = "free"
     required_claims: tuple[str, ...] = field(default=("exp",))
 

@@ -130,5 +130,6 @@ def _jwt(name: str, raw: Any) -> JwtConfig:
         leeway_s=int(data.get("leeway_s", 30)),
         tenant_claim=str(data.get("tenant_claim", "tenant")),
         tier_claim=str(data.get("tier_claim", "tier")),
+        user_claim=str(data.get("user_claim", "sub")),
         default_tier=str(data.get("default_tier", "free")),
     )

@@ -36,7 +36,7 @@ from origin.accounting import Prices, Totals, usage_block
 from origin.flights import Flight, Flights, request_key
 from origin.generators.base import TOOL_FIELDS, GenerationError, GenerationRequest, Generator
 from origin.writeback import KVWriter, expiration_for, write_answer
-from shared import signing, sse, wire
+from shared import cache_keys, signing, sse, wire
 from shared.kv import KVError
 
 log = logging.getLogger("eaves.origin")
@@ -69,6 +69,11 @@ class OriginState:
         task.add_done_callback(self.background.discard)
 
 
+# Request fields that change how a model samples, passed on to generators that can honour them (the
+# OpenAI-compatible one). They are all in the edge's cache key, so each combination has its own answer.
+SAMPLING = ("top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "response_format")
+
+
 def error(status: int, message: str, code: str, error_type: str = "invalid_request_error",
           headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": error_type, "code": code, "param": None}},
@@ -85,9 +90,12 @@ class WriteBack:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> WriteBack | None:
+        """The signed write-back instruction, or None when there is none; raises ``ValueError`` for a key
+        outside the asker's own namespace (the tenant's, and for a user key that end user's)."""
         key = headers.get(wire.CACHE_KEY_HEADER)
         if not key:
             return None
+        check_key_owner(key, headers.get(wire.TENANT_HEADER, ""), headers.get(wire.USER_HEADER, ""))
         try:
             ttl = int(headers.get(wire.CACHE_TTL_HEADER, "0"))
             stale = max(0, int(headers.get(wire.CACHE_STALE_HEADER, "0")))
@@ -95,6 +103,18 @@ class WriteBack:
         except ValueError:
             return None
         return cls(key, ttl, stale, keep, headers.get(wire.CACHE_INTENT_HEADER, "")) if ttl > 0 else None
+
+
+def check_key_owner(key: str, tenant: str, user: str) -> None:
+    """A check at the writer, beside the key's construction at the edge: an answer is only ever written
+    where this request's own tenant (and, for user scope, its own end user) would read it."""
+    try:
+        owner = cache_keys.user_key(tenant, user, "") if cache_keys.key_scope(key) == "user" \
+            else cache_keys.shared_key(tenant, "")
+    except (cache_keys.InvalidTenant, cache_keys.InvalidUser) as exc:
+        raise ValueError(f"the cache key's owner is not valid: {exc}") from exc
+    if not key.startswith(owner) or len(key) == len(owner):
+        raise ValueError("the cache key is outside the asking tenant's (or end user's) namespace")
 
 
 async def chat_completions(request: Request) -> Response:
@@ -131,11 +151,16 @@ async def chat_completions(request: Request) -> Response:
                                     system=chat.system, max_tokens=chat.max_tokens or state.default_max_tokens,
                                     temperature=chat.temperature,
                                     tenant=request.headers.get(wire.TENANT_HEADER, ""),
+                                    user=request.headers.get(wire.USER_HEADER, ""),
                                     extra={"stop": [stop] if isinstance(stop, str) else list(stop or []),
+                                           "sampling": {k: chat.raw[k] for k in SAMPLING if k in chat.raw},
                                            **{k: chat.raw[k] for k in TOOL_FIELDS if chat.raw.get(k) is not None}})
-    writeback = WriteBack.from_headers(request.headers)
+    try:
+        writeback = WriteBack.from_headers(request.headers)
+    except ValueError as exc:
+        return error(400, str(exc), "invalid_cache_key")
     tenant = request.headers.get(wire.TENANT_HEADER, "")
-    key = f"ans/{writeback.key}" if writeback else request_key(tenant, chat.raw)
+    key = f"ans/{writeback.key}" if writeback else request_key(tenant, gen_request.user, chat.raw)
 
     async def run(flight: Flight) -> None:
         await _generate(state, flight, gen_request, writeback)
@@ -221,6 +246,11 @@ async def _generate(state: OriginState, flight: Flight, request: GenerationReque
     flight.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     if writeback is None:
         flight.writeback = "skipped"
+    elif flight.finish_reason != "stop":
+        # Truncated (length), filtered or a tool call: not the answer to the question, so never stored
+        # for the next asker, and never over an entry that holds a complete one.
+        flight.writeback = f"refused:{flight.finish_reason}"
+        metrics.writeback("refused")
     elif state.writer.synchronous:
         flight.writeback = await _write_back(state, writeback, flight.body)
     else:

@@ -130,9 +130,10 @@ class Flights:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def request_key(tenant: str, payload: dict[str, Any]) -> str:
-    """The coalescing key of an uncacheable request: everything in it that changes the answer."""
-    fields = {k: payload.get(k) for k in ("model", "messages", "max_tokens", "max_completion_tokens",
-                                          "temperature", "top_p", "stop", "seed")}
-    raw = json.dumps([tenant, fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "req/" + hashlib.sha256(raw.encode()).hexdigest()
+def request_key(tenant: str, user: str, payload: dict[str, Any]) -> str:
+    """The coalescing key of an uncacheable request: the tenant, the end user (the origin may personalise
+    for them) and the whole request except how it is delivered, so two askers share a generation only
+    when the origin would have given both the same answer."""
+    fields = {k: v for k, v in payload.items() if k not in ("stream", "stream_options")}
+    raw = json.dumps([tenant, user, fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "req/" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()

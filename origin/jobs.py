@@ -17,8 +17,10 @@ from starlette.responses import JSONResponse
 
 from origin.flights import Flight
 from origin.generators.base import GenerationError
-from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, JOB_TTL_S, job_record, valid_job_id
+from shared.cache_keys import InvalidTenant
+from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, JOB_TTL_S, job_key, job_record, valid_job_id
 from shared.kv import KVError
+from shared.wire import TENANT_HEADER
 
 if TYPE_CHECKING:
     from origin.app import OriginState
@@ -36,9 +38,13 @@ class JobTicket:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> JobTicket | None:
         job_id, key = headers.get(JOB_ID_HEADER, ""), headers.get(JOB_KEY_HEADER, "")
-        if not valid_job_id(job_id) or not key.startswith("job/") or not key.endswith("/" + job_id):
+        if not valid_job_id(job_id):
             return None
-        return cls(job_id, key)
+        try:  # the record goes where the asking tenant, and only it, polls
+            expected = job_key(headers.get(TENANT_HEADER, ""), job_id)
+        except InvalidTenant:
+            return None
+        return cls(job_id, key) if key == expected else None
 
 
 async def accept(state: OriginState, job: JobTicket, flight: Flight, headers: dict[str, str]) -> JSONResponse:

@@ -10,14 +10,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.cache_keys import InvalidUser, validate_user
+
 # Headers the edge sets for clients.
 ROUTE_HEADER = "x-edge-route"  # hit | stale | miss | edge | blocked | fallback | async
 INTENT_HEADER = "x-edge-intent"
 CACHE_STATUS_HEADER = "x-edge-cache-key"
 REQUEST_ID_HEADER = "x-request-id"
 
+SCOPE_HEADER = "x-edge-scope"  # shared | user | none: who may be served this answer from the cache
+
 # Headers the edge sends the origin (inside the signature).
 TENANT_HEADER = "x-eaves-tenant"
+USER_HEADER = "x-eaves-user"  # the end user, when known and the answer is not stored for others
 CACHE_KEY_HEADER = "x-eaves-cache-key"
 CACHE_TTL_HEADER = "x-eaves-cache-ttl"  # fresh seconds; absent = do not write back
 CACHE_STALE_HEADER = "x-eaves-cache-stale"  # seconds past ttl it may be served stale while refreshing
@@ -45,6 +50,7 @@ class ChatRequest:
     max_tokens: int | None
     temperature: float | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    user: str = ""  # the request's ``user`` field (OpenAI: the end user), validated; "" when absent
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -135,10 +141,16 @@ def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int
             raise WireError(f"'{name}' has the wrong type", name)
     if data.get("n") not in (None, 1):
         raise WireError("only 'n': 1 is supported", "n")
+    user = data.get("user") or ""
+    if user:
+        try:
+            validate_user(user)
+        except InvalidUser as exc:
+            raise WireError(f"'user' is not valid: {exc}", "user") from exc
 
     history = "\x1e".join(f"{role}:{text}" for role, text in turns[:last_user] + turns[last_user + 1:])
     return ChatRequest(model=model, prompt=prompt, system="\n".join(system), history=history,
-                       stream=stream, max_tokens=max_tokens, temperature=temperature, raw=data)
+                       stream=stream, max_tokens=max_tokens, temperature=temperature, raw=data, user=user)
 
 
 def completion_body(content: str, *, model: str, usage: dict[str, Any] | None = None,

@@ -33,7 +33,6 @@ from edge.http import EdgeRequest, EdgeResponse
 from edge.memory import MemoryKV, MemoryRateLimiter, SystemClock, TaskBackground
 from edge.settings import EdgeSettings, Tier
 from shared import wire
-from shared.cache_keys import AnswerScope, answer_key
 
 TENANT = "bench"
 TIER = "bench"
@@ -41,8 +40,11 @@ BENCH_TIERS = {TIER: Tier(1_000_000_000, 60)}  # the benchmark measures the hit 
 DEFAULT_PROMPT = "How do I reset my password?"
 
 
-def chat_body(prompt: str, model: str = "eaves-default") -> bytes:
-    return json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}]}).encode()
+def chat_body(prompt: str, model: str = "eaves-default", user: str = "") -> bytes:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    if user:  # an end user: the edge then reads the shared and the user's own key concurrently
+        body["user"] = user
+    return json.dumps(body).encode()
 
 
 def answer_body(prompt: str, model: str = "eaves-default") -> bytes:
@@ -56,15 +58,16 @@ async def seed(kv: Any, edge: EdgeApp, api_key: str, prompts: list[str], ttl_s: 
     await kv.put(KEY_PREFIX + api_key_hash(api_key), api_key_record(TENANT, TIER, "bench", time.time()))
     now = time.time()
     for prompt in prompts:
-        scope = AnswerScope(TENANT, "eaves-default", "\x1d", "", edge.versions)
+        _, digest = edge.parser.parse(chat_body(prompt), "")  # the edge's own key recipe
         answer = wire.CachedAnswer(answer_body(prompt), now, now + ttl_s, "oos")
-        await kv.put(answer_key(scope, prompt), answer.body, expiration_ttl=ttl_s, metadata=answer.metadata())
+        await kv.put(edge.parser.keys_for(TENANT, "", digest).shared, answer.body, expiration_ttl=ttl_s,
+                     metadata=answer.metadata())
 
 
-def hit_request(api_key: str, prompt: str = DEFAULT_PROMPT) -> EdgeRequest:
+def hit_request(api_key: str, prompt: str = DEFAULT_PROMPT, user: str = "") -> EdgeRequest:
     headers = {"host": "127.0.0.1", "authorization": f"Bearer {api_key}", "content-type": "application/json",
                "user-agent": "eaves-bench", "accept": "*/*"}
-    body = chat_body(prompt)
+    body = chat_body(prompt, user=user)
     headers["content-length"] = str(len(body))
     return EdgeRequest("POST", CHAT_PATH, headers, body)
 
@@ -153,8 +156,8 @@ def _settings() -> EdgeSettings:
     return EdgeSettings(origin_secret=b"bench", tiers=BENCH_TIERS)
 
 
-async def core_memory() -> Layer:
-    """``EdgeApp.handle`` over the in-memory runtime."""
+async def core_memory(user: str = "") -> Layer:
+    """``EdgeApp.handle`` over the in-memory runtime (with ``user``: a request naming its end user)."""
     from edge.memory import CallbackOrigin
 
     async def no_origin(request: Any) -> Any:
@@ -164,12 +167,13 @@ async def core_memory() -> Layer:
     edge = EdgeApp(_settings(), kv, CallbackOrigin(no_origin), MemoryRateLimiter(), SystemClock(), TaskBackground())
     api_key = new_api_key()
     await seed(kv, edge, api_key, [DEFAULT_PROMPT])
-    request = hit_request(api_key)
+    request = hit_request(api_key, user=user)
     _check_hit(await edge.handle(request))
-    return Layer("core/memory", lambda: edge.handle(request), lambda r: r.header("server-timing"))
+    return Layer("core/memory/user" if user else "core/memory", lambda: edge.handle(request),
+                 lambda r: r.header("server-timing"))
 
 
-async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]) -> Layer:
+async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]], user: str = "") -> Layer:
     """``EdgeApp.handle`` over the emulator's LMDB KV and rate-limit counters, no observer."""
     from edge.emulator.asgi import build_local_edge
 
@@ -178,9 +182,10 @@ async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
     cleanup.append(origin.aclose)
     api_key = new_api_key()
     await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
-    request = hit_request(api_key)
+    request = hit_request(api_key, user=user)
     _check_hit(await edge.handle(request))
-    return Layer("core/lmdb", lambda: edge.handle(request), lambda r: r.header("server-timing"))
+    return Layer("core/lmdb/user" if user else "core/lmdb", lambda: edge.handle(request),
+                 lambda r: r.header("server-timing"))
 
 
 async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]], *, name: str = "asgi/lmdb",
@@ -254,6 +259,8 @@ def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sam
         cleanup: list[Callable[[], Awaitable[None]]] = []
         try:
             layers = [await core_memory(), await core_lmdb(root / "core", cleanup),
+                      await core_memory(user="bench-user"),
+                      await core_lmdb(root / "core-user", cleanup, user="bench-user"),
                       await asgi_lmdb(root / "asgi", cleanup),
                       await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
                       await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True),

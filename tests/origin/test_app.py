@@ -32,8 +32,8 @@ def signed_headers(body: bytes = BODY, extra: dict[str, str] | None = None) -> d
     return headers
 
 
-CACHE = {wire.CACHE_KEY_HEADER: "ans/acme/abc", wire.CACHE_TTL_HEADER: "600", wire.CACHE_STALE_HEADER: "0",
-         wire.CACHE_INTENT_HEADER: "faq"}
+CACHE = {wire.CACHE_KEY_HEADER: "ans/acme/s/abc", wire.CACHE_TTL_HEADER: "600", wire.CACHE_STALE_HEADER: "0",
+         wire.CACHE_INTENT_HEADER: "faq", wire.TENANT_HEADER: "acme"}
 
 
 class TestSignature:
@@ -49,10 +49,10 @@ class TestSignature:
         """Changing the write-back key after signing is caught."""
         client, kv, _ = make()
         headers = signed_headers(extra=CACHE)
-        headers[wire.CACHE_KEY_HEADER] = "ans/other/abc"
+        headers[wire.CACHE_KEY_HEADER] = "ans/other/s/abc"
         response = await client.post("/v1/chat/completions", content=BODY, headers=headers)
         assert response.status_code == 401
-        assert await kv.get("ans/other/abc") is None
+        assert await kv.get("ans/other/s/abc") is None
 
 
 class TestGeneration:
@@ -70,7 +70,7 @@ class TestGeneration:
         client, kv, _ = make()
         response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
         assert response.headers["x-eaves-writeback"] == "written"
-        entry = await kv.get("ans/acme/abc")
+        entry = await kv.get("ans/acme/s/abc")
         assert entry is not None and entry.value == response.content
         assert entry.metadata is not None and entry.metadata["i"] == "faq"
 
@@ -85,7 +85,7 @@ class TestGeneration:
         client, kv, _ = make(SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, fail_after_tokens=3))
         response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
         assert response.status_code == 502 and response.json()["error"]["code"] == "generation_failed"
-        assert await kv.get("ans/acme/abc") is None
+        assert await kv.get("ans/acme/s/abc") is None
 
     async def test_bad_body_is_400(self) -> None:
         """A signed but malformed body is a 400 naming the problem."""
@@ -109,4 +109,4 @@ async def test_an_empty_answer_is_a_failed_generation_and_is_not_written() -> No
     response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
     assert response.status_code == 502 and sim.generations == 1
     assert "no text" in response.json()["error"]["message"]
-    assert await kv.get("ans/acme/abc") is None
+    assert await kv.get("ans/acme/s/abc") is None

@@ -34,7 +34,7 @@ class TestOriginCoalescing:
         generator = SimulatedGenerator(ttft_s=0.05, tokens_per_s=500)
         kv = MemoryKV()
         origin = AsgiOrigin(build_app(OriginState(generator=generator, writer=KVAnswerWriter(kv), secret=SECRET)))
-        requests = [signed(question("same?", stream=i % 2 == 1), cache_key="ans/acme/k1") for i in range(50)]
+        requests = [signed(question("same?", stream=i % 2 == 1), cache_key="ans/acme/s/k1") for i in range(50)]
         responses = await asyncio.gather(*(origin.send(r) for r in requests))
         bodies = [await read_body(r) for r in responses]  # type: ignore[arg-type]
         assert generator.generations == 1
@@ -58,9 +58,9 @@ class TestOriginCoalescing:
         generator = SimulatedGenerator(ttft_s=0.0, tokens_per_s=100, answer_tokens=20)
         origin = AsgiOrigin(build_app(OriginState(generator=generator, writer=KVAnswerWriter(MemoryKV()),
                                                   secret=SECRET)))
-        first = await origin.send(signed(question("late", stream=True), cache_key="ans/acme/late"))
+        first = await origin.send(signed(question("late", stream=True), cache_key="ans/acme/s/late"))
         await asyncio.sleep(0.08)
-        second = await origin.send(signed(question("late", stream=True), cache_key="ans/acme/late"))
+        second = await origin.send(signed(question("late", stream=True), cache_key="ans/acme/s/late"))
         one, two = await asyncio.gather(read_body(first), read_body(second))  # type: ignore[arg-type]
         assert generator.generations == 1
         assert second.headers["x-eaves-coalesced"] == "follower"
@@ -72,7 +72,7 @@ class TestOriginCoalescing:
         generator = SimulatedGenerator(ttft_s=0.02, fail_after_tokens=3)
         kv = MemoryKV()
         origin = AsgiOrigin(build_app(OriginState(generator=generator, writer=KVAnswerWriter(kv), secret=SECRET)))
-        responses = await asyncio.gather(*(origin.send(signed(question("boom"), cache_key="ans/acme/b"))
+        responses = await asyncio.gather(*(origin.send(signed(question("boom"), cache_key="ans/acme/s/b"))
                                            for _ in range(3)))
         assert [r.status for r in responses] == [502, 502, 502]
         assert generator.generations == 1 and kv.writes == 0

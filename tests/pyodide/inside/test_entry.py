@@ -64,23 +64,50 @@ async def test_miss_goes_to_the_origin_signed_then_a_stored_answer_is_a_hit(serv
     assert forwarded["path"] == "/v1/chat/completions"
     assert forwarded["headers"][wire.TENANT_HEADER] == "acme"
     assert wire.CACHE_KEY_HEADER in forwarded["headers"] and "x-eaves-signature" in forwarded["headers"]
+    assert response.headers.get("x-edge-scope") == "shared"
+    assert response.headers.get("cache-control") == "max-age=3600"  # the default policy's TTL
 
     app = edge.entry._edge
     assert app is not None
-    _, answer_key = app.parser.parse(json.dumps({"messages": [{"role": "user", "content": "How do I cook rice?"}]}
-                                                ).encode(), "acme", "")
+    _, digest = app.parser.parse(json.dumps({"messages": [{"role": "user", "content": "How do I cook rice?"}]}
+                                            ).encode(), "")
     now = time.time()
     completion = json.dumps(wire.completion_body("Boil it.", model="eaves-default")).encode()
     stored = wire.CachedAnswer(completion, now, now + 600, "faq", now + 900, now + 3600)
-    await app.kv.put(answer_key, stored.body, expiration_ttl=3600, metadata=stored.metadata())
-    hit, body = await call(env, chat(key, "how do I cook rice"))
+    await app.kv.put(app.parser.keys_for("acme", "", digest).shared, stored.body, expiration_ttl=3600,
+                     metadata=stored.metadata())
+    hit, body = await call(env, chat(key, "How do I cook rice?\n"))
     assert hit.status == 200 and hit.headers.get("x-edge-route") == "hit"
     assert body.encode() == stored.body
+    assert hit.headers.get("x-edge-scope") == "shared" and hit.headers.get("cache-control") == "max-age=600"
     assert "auth;dur=" in hit.headers.get("server-timing")
 
     streamed, events = await call(env, chat(key, "How do I cook rice?", stream=True))
     assert streamed.headers.get("content-type").startswith("text/event-stream")
     assert "Boil it." in events and events.rstrip().endswith("data: [DONE]")
+
+
+async def test_a_user_scoped_answer_reaches_only_its_end_user(server: str) -> None:
+    """In Pyodide too: a user-scoped entry is a hit for its end user only, marked private; another user
+    and an anonymous caller go to the origin."""
+    env = worker_env(server)
+    key = await with_key(env)
+    await call(env, chat(key, "warm up"))  # builds the isolate's edge
+    app = edge.entry._edge
+    assert app is not None
+    _, digest = app.parser.parse(json.dumps({"messages": [{"role": "user", "content": "My orders?"}]}).encode(), "")
+    own = app.parser.keys_for("acme", "alice", digest).user
+    assert own is not None
+    now = time.time()
+    completion = json.dumps(wire.completion_body("Two parcels.", model="eaves-default")).encode()
+    stored = wire.CachedAnswer(completion, now, now + 300, "orders")
+    await app.kv.put(own, stored.body, expiration_ttl=3600, metadata=stored.metadata())
+    hit, body = await call(env, chat(key, "My orders?", user="alice"))
+    assert hit.headers.get("x-edge-route") == "hit" and body.encode() == stored.body
+    assert hit.headers.get("x-edge-scope") == "user" and hit.headers.get("cache-control") == "private, max-age=300"
+    for fields in ({"user": "bob"}, {}):
+        other, text = await call(env, chat(key, "My orders?", **fields))
+        assert other.headers.get("x-edge-route") == "miss" and "Two parcels." not in text
 
 
 async def test_health_through_the_entry_point(server: str) -> None:
@@ -96,6 +123,8 @@ async def test_refusals_are_json_with_their_headers(server: str) -> None:
     key = await with_key(env)
     bad, text = await call(env, chat(key, ""))
     assert bad.status == 400 and json.loads(text)["error"]["type"] == "invalid_request_error"
+    for refused in (unauthorized, bad):
+        assert refused.headers.get("x-edge-scope") == "none" and refused.headers.get("cache-control") == "no-store"
 
 
 async def test_a_missing_secret_is_a_clear_configuration_error(server: str) -> None:
