@@ -15,9 +15,9 @@ import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { ExecutionContext, RateLimit } from "./bindings.mjs";
+import { ExecutionContext, Ratelimit } from "./bindings.mjs";
 import { bootPyodide } from "./boot.mjs";
-import { SidecarKVNamespace } from "./kv_sidecar.mjs";
+import { KvNamespace as SidecarKvNamespace } from "./kv_sidecar.mjs";
 import { setWorkersEnv } from "./runtime_stubs.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,14 +34,14 @@ if (!kvUrl) {
 const started = performance.now();
 const pyodide = await bootPyodide({ repo, site });
 
-const env = { EAVES_KV: new SidecarKVNamespace(kvUrl) };
+const env = { EAVES_KV: new SidecarKvNamespace(kvUrl) };
 for (const [name, value] of Object.entries(process.env)) {
   if (name.startsWith("EAVES_") && !name.startsWith("EAVES_EDGE_") && name !== "EAVES_KV_SIDECAR_URL") {
     env[name] = value;
   }
 }
 if (env.EAVES_RATE_LIMIT_LIMIT && env.EAVES_RATE_LIMIT_PERIOD_S) {
-  env.EAVES_RATE_LIMIT = new RateLimit({
+  env.EAVES_RATE_LIMIT = new Ratelimit({
     limit: Number(env.EAVES_RATE_LIMIT_LIMIT),
     period: Number(env.EAVES_RATE_LIMIT_PERIOD_S),
   });

@@ -10,7 +10,7 @@ from typing import Any
 
 import js
 import pytest
-from eaves_fakes import ExecutionContext, KVNamespace
+from eaves_fakes import ExecutionContext, KvNamespace
 from pyodide.ffi import to_js
 
 import edge.entry
@@ -28,7 +28,7 @@ def fresh_isolate() -> Iterator[None]:
 
 
 def worker_env(server: str, **extra: str) -> Any:
-    values: dict[str, Any] = {"EAVES_KV": KVNamespace.new(), "EAVES_ORIGIN_URL": server,
+    values: dict[str, Any] = {"EAVES_KV": KvNamespace.new(), "EAVES_ORIGIN_URL": server,
                               "EAVES_ORIGIN_SECRET": "s" * 32, "EAVES_INTENT": "off", **extra}
     return js_object(values)
 
@@ -99,7 +99,7 @@ async def test_refusals_are_json_with_their_headers(server: str) -> None:
 
 
 async def test_a_missing_secret_is_a_clear_configuration_error(server: str) -> None:
-    env = js_object({"EAVES_KV": KVNamespace.new(), "EAVES_ORIGIN_URL": server})
+    env = js_object({"EAVES_KV": KvNamespace.new(), "EAVES_ORIGIN_URL": server})
     response, text = await call(env, chat("eav_x", "hi"))
     assert response.status == 500
     error = json.loads(text)["error"]
