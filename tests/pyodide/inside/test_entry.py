@@ -3,6 +3,7 @@ real workers SDK, the KV fake and a real server on 127.0.0.1 as the origin."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import Any
 import js
 import pytest
 from eaves_fakes import ExecutionContext, KvNamespace
-from pyodide.ffi import to_js
+from pyodide.ffi import JsException, to_js
 
 import edge.entry
 from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
@@ -104,3 +105,70 @@ async def test_a_missing_secret_is_a_clear_configuration_error(server: str) -> N
     assert response.status == 500
     error = json.loads(text)["error"]
     assert error["code"] == "edge_misconfigured" and "EAVES_ORIGIN_SECRET" in error["message"]
+
+
+async def handle(request: Any, env: Any, ctx: Any) -> Any:
+    """What the runtime calls for each request (serve.mjs does the same)."""
+    return (await Default(ctx, env).fetch(request)).js_object
+
+
+class TestCrossRequestIO:
+    """workerd's rule, enforced by the local runtime (eaves/pyodide/iocontext.mjs): an I/O object belongs to
+    the request that created it."""
+
+    async def test_a_body_fetched_in_one_request_cannot_be_read_in_another(self, server: str) -> None:
+        """Reading another request's fetch response throws workerd's error; its own request reads it."""
+        from eaves_fakes import CROSS_REQUEST_MESSAGE, runInRequest
+
+        fetched: dict[str, Any] = {}
+
+        async def first() -> None:
+            fetched["response"] = await js.fetch(server + "/status/200")
+
+        async def second() -> str:
+            try:
+                return str(await fetched["response"].text())
+            except JsException as exc:
+                return str(exc)
+
+        await runInRequest(first)
+        refused = await runInRequest(second)
+        assert refused.startswith("Error: " + CROSS_REQUEST_MESSAGE) and refused.endswith("(I/O type: Response)")
+
+        async def own() -> str:
+            response = await js.fetch(server + "/status/200")
+            return str(await response.text())
+
+        assert '"method": "GET"' in await runInRequest(own)
+
+    async def test_coalescing_would_hand_one_requests_io_to_another(self, server: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """With edge coalescing on, the request that joins another's origin call is woken in the leader's
+        context and answers with the leader's I/O: the runtime refuses it, as workerd would."""
+        monkeypatch.setattr(edge.entry, "COALESCE", True)
+        from eaves_fakes import serveRequest
+
+        env = worker_env(server + "/slow")  # the origin takes a second: the second miss joins the first
+        key = await with_key(env)
+        leader, follower = await asyncio.gather(serveRequest(handle, chat(key, "How do I cook rice?"), env),
+                                                serveRequest(handle, chat(key, "How do I cook rice?"), env),
+                                                return_exceptions=True)
+        assert not isinstance(leader, BaseException) and leader.status == 200
+        assert isinstance(follower, JsException), follower
+        assert "Cannot perform I/O on behalf of a different request" in str(follower)
+        assert edge.entry._edge is not None and edge.entry._edge.coalescer.joined == 1
+
+    async def test_the_worker_does_not_coalesce(self, server: str) -> None:
+        """As deployed, identical misses in flight each make their own origin call, and both are served."""
+        from eaves_fakes import serveRequest
+
+        env = worker_env(server + "/slow")
+        key = await with_key(env)
+        first, second = await asyncio.gather(serveRequest(handle, chat(key, "How do I cook rice?"), env),
+                                             serveRequest(handle, chat(key, "How do I cook rice?"), env))
+        for result in (first, second):
+            headers = result.headers.to_py()
+            assert result.status == 200 and headers["x-edge-route"] == "miss"
+            assert "x-edge-coalesced" not in headers
+        app = edge.entry._edge
+        assert app is not None and app.coalescer.led == 2 and app.coalescer.joined == 0

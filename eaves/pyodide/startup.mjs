@@ -1,0 +1,81 @@
+// What a Worker isolate's start costs inside Pyodide: CPU (process.cpuUsage, user + system) of importing the
+// entry point (what deploy runs once to take the memory snapshot; Workers allows 1 s), then of the first and
+// second chat request through `Default.fetch` (the free plan allows 10 ms of CPU per request). Prints one
+// JSON line.
+//
+//   node eaves/pyodide/startup.mjs [REPO]     REPO: the checkout to measure (default: this one), e.g. an
+//                                             older commit unpacked with `git archive`, to compare
+//
+// Pyodide and the Pyodide-side wheels (the workers SDK) are this checkout's; the edge's code and the binding
+// stand-ins are REPO's. The request is a chat completion with a valid API key whose prompt the shipped
+// policy answers at the edge ("hello there", small talk), so no origin is involved: the CPU is the edge's.
+// Node runs Pyodide on this machine's CPU, not Cloudflare's: compare the figures with each other.
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+import { bootPyodide } from "./boot.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(process.argv[2] || path.join(here, "..", ".."));
+const site = path.join(here, "..", "..", ".cache", "pyodide-site");
+const bindings = await import(pathToFileURL(path.join(repo, "eaves", "pyodide", "bindings.mjs")).href);
+const KvNamespace = bindings.KvNamespace ?? bindings.KVNamespace;
+
+function cpuMs(since) {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
+const pyodide = await bootPyodide({ repo, site });
+pyodide.registerJsModule("eaves_startup", { KvNamespace, ExecutionContext: bindings.ExecutionContext });
+await pyodide.runPythonAsync(`
+import site, sys
+sys.dont_write_bytecode = True
+site.addsitedir("/site")
+sys.path.insert(0, "/repo")
+`);
+
+let started = process.cpuUsage();
+await pyodide.runPythonAsync("import edge.entry");
+const importMs = cpuMs(started);
+
+await pyodide.runPythonAsync(`
+import json, time
+import js
+from pyodide.ffi import to_js
+from eaves_startup import ExecutionContext, KvNamespace
+from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
+from edge.entry import Default
+
+def plain(values):
+    return to_js(values, dict_converter=js.Object.fromEntries)
+
+kv = KvNamespace.new()
+key = new_api_key()
+await kv.put(KEY_PREFIX + api_key_hash(key), to_js(api_key_record("acme", "pro", "startup", time.time())))
+env = plain({"EAVES_KV": kv, "EAVES_ORIGIN_URL": "http://127.0.0.1:9", "EAVES_ORIGIN_SECRET": "s" * 32})
+
+async def chat():
+    body = json.dumps({"messages": [{"role": "user", "content": "hello there"}]})
+    headers = plain({"authorization": f"Bearer {key}", "content-type": "application/json"})
+    request = js.Request.new("https://edge.example/v1/chat/completions",
+                             plain({"method": "POST", "headers": headers, "body": body}))
+    response = (await Default(ExecutionContext.new(), env).fetch(request)).js_object
+    await response.text()
+    return f"{response.status} {response.headers.get('x-edge-route')}"
+`);
+const chat = pyodide.globals.get("chat");
+const requests = [];
+for (let i = 0; i < 3; i++) {
+  started = process.cpuUsage();
+  const outcome = await chat();
+  requests.push({ cpu_ms: Number(cpuMs(started).toFixed(1)), outcome });
+}
+console.log(JSON.stringify({
+  repo,
+  pyodide: pyodide.version,
+  import_cpu_ms: Number(importMs.toFixed(1)),
+  first_request: requests[0],
+  second_request: requests[1],
+  third_request: requests[2],
+}));
