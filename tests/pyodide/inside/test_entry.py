@@ -172,3 +172,44 @@ class TestCrossRequestIO:
             assert "x-edge-coalesced" not in headers
         app = edge.entry._edge
         assert app is not None and app.coalescer.led == 2 and app.coalescer.joined == 0
+
+
+class TestImportTimeIntent:
+    async def test_the_shipped_model_is_loaded_at_import_not_on_the_first_request(
+            self, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first request of an isolate reuses what the import loaded (inside deploy's snapshot): with
+        loading made impossible, it is still classified."""
+        from edge import bootstrap
+
+        def no_loading(*_args: Any, **_kwargs: Any) -> Any:
+            raise AssertionError("the first request loaded the intent model")
+
+        monkeypatch.setattr(bootstrap, "load_intent", no_loading)
+        env = worker_env(server)
+        env.EAVES_INTENT = "on"
+        key = await with_key(env)
+        response, _ = await call(env, chat(key, "hello there"))
+        assert response.status == 200 and response.headers.get("x-edge-intent")
+        app = edge.entry._edge
+        assert app is not None and app.classifier is edge.entry.SHIPPED_INTENT[0]
+
+    async def test_another_model_or_policy_is_loaded_on_the_first_request(
+            self, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A Worker whose env names its own policy gets it, loaded when its settings are first read."""
+        from edge import bootstrap
+
+        seen: list[dict[str, Any]] = []
+        original = bootstrap.load_intent
+
+        def recording(values: Any, runtime: str = "auto") -> Any:
+            seen.append(dict(values))
+            return original(values, runtime=runtime)
+
+        monkeypatch.setattr(bootstrap, "load_intent", recording)
+        env = worker_env(server)
+        env.EAVES_INTENT = "on"
+        env.EAVES_POLICY = "/repo/shared/intent/data/policy.toml"
+        key = await with_key(env)
+        response, _ = await call(env, chat(key, "hello there"))
+        assert response.status == 200
+        assert [v.get("EAVES_POLICY") for v in seen] == ["/repo/shared/intent/data/policy.toml"]
