@@ -114,5 +114,9 @@ async def _read(body: Any, url: str) -> AsyncGenerator[bytes, None]:
             yield bytes(chunk.value.to_bytes())
     finally:
         if not finished:
-            # The client went away or the consumer stopped early: stop pulling from the origin.
-            await reader.cancel()
+            # The client went away or the consumer stopped early: stop pulling from the origin. On a stream
+            # that already broke, cancel() rejects with the same error: the UpstreamError above says it.
+            try:
+                await reader.cancel()
+            except JsException:
+                pass

@@ -187,6 +187,16 @@ class TestWorkersOrigin:
         with pytest.raises(StopAsyncIteration):
             await anext(response.body)
 
+    async def test_a_stream_that_breaks_off_is_an_upstream_error(self, server: str) -> None:
+        """A connection dropped mid-body ends the iteration with UpstreamError (origin_stream_broken), never
+        with the JS error of the cleanup that follows (cancel() on a broken stream rejects too)."""
+        response = await WorkersOrigin(server).send(OriginRequest("/broken", b"", stream=True))
+        chunks: list[bytes] = []
+        with pytest.raises(UpstreamError) as caught:
+            async for chunk in response.body:
+                chunks.append(chunk)
+        assert caught.value.code == "origin_stream_broken" and chunks == [b"one,"]
+
     async def test_timeout(self, server: str) -> None:
         """No answer within timeout_s -> UpstreamTimeout, from the abort."""
         with pytest.raises(UpstreamTimeout) as caught:
