@@ -3,8 +3,9 @@
 // second chat request through `Default.fetch` (the free plan allows 10 ms of CPU per request). Prints one
 // JSON line.
 //
-//   node eaves/pyodide/startup.mjs [REPO]     REPO: the checkout to measure (default: this one), e.g. an
-//                                             older commit unpacked with `git archive`, to compare
+//   node eaves/pyodide/startup.mjs [REPO] [--intent-share]
+//        REPO: the checkout to measure (default: this one), e.g. an older commit unpacked with `git archive`;
+//        --intent-share: also report the intent model's and policy's share of the import (see below)
 //
 // Pyodide and the Pyodide-side wheels (the workers SDK) are this checkout's; the edge's code and the binding
 // stand-ins are REPO's. The request is a chat completion with a valid API key whose prompt the shipped
@@ -16,7 +17,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { bootPyodide } from "./boot.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(process.argv[2] || path.join(here, "..", ".."));
+const args = process.argv.slice(2);
+const intentShare = args.includes("--intent-share");
+const repo = path.resolve(args.find((arg) => !arg.startsWith("--")) || path.join(here, "..", ".."));
 const site = path.join(here, "..", "..", ".cache", "pyodide-site");
 const bindings = await import(pathToFileURL(path.join(repo, "eaves", "pyodide", "bindings.mjs")).href);
 const KvNamespace = bindings.KvNamespace ?? bindings.KVNamespace;
@@ -40,7 +43,16 @@ site.addsitedir("/site")
 sys.path.insert(0, "/repo")
 `);
 
+// --intent-share: first load the shipped model and policy on their own (their modules imported, then the
+// load timed), so the import's figure splits into the intent load and the rest. The import still totals both.
+let intentMs = null;
 let started = cpuUsage();
+if (intentShare) {
+  await pyodide.runPythonAsync("from edge import bootstrap");
+  const loading = cpuUsage();
+  await pyodide.runPythonAsync(`bootstrap.load_intent({}, runtime="lite")`);
+  intentMs = cpuMs(loading);
+}
 await pyodide.runPythonAsync("import edge.entry");
 const importMs = cpuMs(started);
 
@@ -82,6 +94,7 @@ console.log(JSON.stringify({
   node: process.version,
   clock: threadClock ? "main thread" : "process",
   import_cpu_ms: Number(importMs.toFixed(1)),
+  intent_load_cpu_ms: intentMs === null ? null : Number(intentMs.toFixed(1)),
   first_request: requests[0],
   second_request: requests[1],
   third_request: requests[2],

@@ -28,6 +28,18 @@ class TestRuntime:
         assert workers.WorkerEntrypoint.__module__ == "workers.entrypoints"
         assert callable(workers.Response.json)
 
+    def test_compat_flags_are_the_ones_the_compatibility_date_sets(self) -> None:
+        """The two flags the SDK reads are on from wrangler.toml's compatibility_date (2026-11-01), as in workerd."""
+        import tomllib
+
+        import _cloudflare_compat_flags
+
+        with open("/repo/wrangler.toml", "rb") as file:
+            date = tomllib.load(file)["compatibility_date"]
+        assert date >= "2026-02-25"  # python_workflows_implicit_dependencies; the commas flag is from 2026-02-17
+        assert _cloudflare_compat_flags.python_workflows_implicit_dependencies is True
+        assert _cloudflare_compat_flags.python_request_headers_preserve_commas is True
+
     def test_workers_env_and_patch_env(self) -> None:
         """`workers.env` reads the env the harness installs; `patch_env` overlays it for a block."""
         import workers
