@@ -53,7 +53,33 @@ if (intentShare) {
   await pyodide.runPythonAsync(`bootstrap.load_intent({}, runtime="lite")`);
   intentMs = cpuMs(loading);
 }
-await pyodide.runPythonAsync("import edge.entry");
+// workerd refuses entropy in top-level code, which deploy runs for the snapshot ("Disallowed operation called
+// within global scope", src/pyodide/internal/topLevelEntropy): the import runs with Python's sources of it
+// refused the same way, so an import that draws entropy fails here as it would fail to deploy.
+await pyodide.runPythonAsync(`
+import os, random
+_entropy = {name: getattr(os, name) for name in ("urandom", "getrandom") if hasattr(os, name)}
+_random = {name: getattr(random, name) for name in ("random", "randrange", "randint", "choice", "getrandbits", "seed")}
+
+def _refuse(*_args, **_kwargs):
+    raise RuntimeError("Disallowed operation called within global scope: entropy at import (workerd refuses it "
+                       "while deploy takes the memory snapshot)")
+
+for _name in _entropy:
+    setattr(os, _name, _refuse)
+for _name in _random:
+    setattr(random, _name, _refuse)
+`);
+try {
+  await pyodide.runPythonAsync("import edge.entry");
+} finally {
+  await pyodide.runPythonAsync(`
+for _name, _value in _entropy.items():
+    setattr(os, _name, _value)
+for _name, _value in _random.items():
+    setattr(random, _name, _value)
+`);
+}
 const importMs = cpuMs(started);
 
 await pyodide.runPythonAsync(`

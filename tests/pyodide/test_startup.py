@@ -14,7 +14,8 @@ pytestmark = pytest.mark.pyodide
 
 
 def test_startup_measure_reports_import_and_first_request_cpu(capsys: pytest.CaptureFixture[str]) -> None:
-    """The import and three chat requests run through the Workers entry point; each figure is reported."""
+    """The import (with entropy refused, as workerd refuses it in top-level code) and three chat requests run
+    through the Workers entry point; each figure is reported."""
     require(NODE_MODULES / "pyodide", PYODIDE_SITE)
     result = subprocess.run([node(), str(REPO / "eaves" / "pyodide" / "startup.mjs"), "--intent-share"], cwd=REPO,
                             capture_output=True, text=True, timeout=300, check=False)
