@@ -86,6 +86,8 @@ class EdgeApp:
     policy: RoutePolicy = field(default_factory=CacheEverything)
     # Called once per request after the response is built (metrics, logs): see edge.metrics.
     observer: Observer | None = None
+    # Identical misses in flight share one origin call; the Worker passes Uncoalesced (edge.coalesce).
+    coalescer: Coalescer = field(default_factory=Coalescer)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -97,7 +99,6 @@ class EdgeApp:
         # How requests were served, by route and fallback tier; read by metrics and tests.
         self.stats: Counter[str] = Counter()
         self._refreshing: set[str] = set()
-        self.coalescer = Coalescer()
         self.parser = RequestParser(default_model=settings.default_model,
                                     max_prompt_chars=settings.max_prompt_chars, versions=self.versions)
         self.models = models.ModelCatalog(self.clock.monotonic)

@@ -11,6 +11,13 @@ from shared.intent.routing import CacheEverything, IntentClassifier, NoClassifie
 _OFF = ("off", "0", "false", "none")
 
 
+def uses_shipped_intent(values: Mapping[str, Any]) -> bool:
+    """Whether ``values`` select the shipped model and policy (intent on, neither overridden): what a
+    runtime can load before it has read its settings (the Worker does, at import)."""
+    intent_on = str(values.get("EAVES_INTENT") or "on").lower() not in _OFF
+    return intent_on and not values.get("EAVES_INTENT_MODEL") and not values.get("EAVES_POLICY")
+
+
 def load_intent(values: Mapping[str, Any], runtime: str = "auto") -> tuple[IntentClassifier, RoutePolicy]:
     """The shipped (or configured) intent model and policy, or the model-less defaults when EAVES_INTENT=off:
     every prompt cached for EAVES_CACHE_TTL_S (3600) with EAVES_CACHE_STALE_S (300) more served stale."""

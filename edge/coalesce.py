@@ -5,6 +5,20 @@ wait for it instead. A non-streamed answer is shared as the same bytes; a stream
 pump reads the origin's stream once into a buffer, and each reader replays what it missed, then
 follows live. Nothing here needs threads, so it behaves the same on CPython and in Pyodide; across
 workers and edge locations the origin coalesces again.
+
+Not on Cloudflare Workers (``Uncoalesced``): there a request may not use another request's I/O. Read from
+workerd (src/workerd/io/io-context.c++, worker.c++, compatibility-date.capnp):
+  - I/O objects (streams, request and response bodies, fetch responses, timers' cancelers, ...) belong to
+    the request whose handler created them; touching one from another request throws "Cannot perform I/O
+    on behalf of a different request".
+  - A promise may be awaited from another request once it has settled, but its continuations are queued to
+    the request that created it (handle_cross_request_promise_resolution, on from 2024-10-14) and are
+    dropped if that request has already finished; a value it carries may still hold the other request's I/O.
+  - Python's event loop in Pyodide schedules every task step with setTimeout (pyodide.webloop), in the
+    context of whoever called ``set_result``. So a follower woken by the leader's future runs the rest of
+    its request inside the leader's context: the response it builds is the leader's I/O object, which its
+    own request then cannot read, and if the leader finishes first the follower never wakes.
+The origin coalesces identical misses from every edge, so the Worker loses only the in-isolate saving.
 """
 
 from __future__ import annotations
@@ -118,3 +132,12 @@ class Coalescer:
             broadcast.start()
         future.set_result(shared)
         return shared.copy(), False
+
+
+class Uncoalesced(Coalescer):
+    """Every miss makes its own origin call: the Workers rule (see the module docstring). Same interface
+    and counters as ``Coalescer``, so the core and its metrics do not need to know which one runs."""
+
+    async def send(self, key: str, send: Callable[[], Awaitable[OriginResponse]]) -> tuple[OriginResponse, bool]:
+        self.led += 1
+        return await send(), False

@@ -1,5 +1,11 @@
 """The Cloudflare Python Worker's entry point (wrangler.toml ``main``): the edge core behind Workers' adapters.
 
+The shipped intent model and policy load when this module is imported. Deploy runs the top level once to
+take the Worker's memory snapshot, so every isolate starts with the model already parsed; loading it on the
+first request instead costs that request the whole parse (see the README's "The edge on WebAssembly" for
+the CPU figures measured in Pyodide). Nothing here may draw entropy or do I/O at import: the snapshot
+would freeze it.
+
 One ``EdgeApp`` per isolate, built on the first request from ``env``: string vars named ``EAVES_*`` are the
 settings (as the emulator reads its environment), ``env.EAVES_KV`` the KV namespace, ``env.EAVES_RATE_LIMIT``
 the optional rate-limiting binding, and ``EAVES_ORIGIN_SECRET`` a secret. Each request is converted at the
@@ -23,6 +29,7 @@ from workers import Response, WorkerEntrypoint  # type: ignore[import-not-found]
 
 from edge import bootstrap, errors
 from edge.app import EdgeApp
+from edge.coalesce import Coalescer, Uncoalesced
 from edge.http import EdgeRequest, EdgeResponse
 from edge.memory import MemoryRateLimiter
 from edge.ports import RateLimiter
@@ -39,6 +46,14 @@ log = logging.getLogger("eaves.edge.entry")
 KV_BINDING = "EAVES_KV"
 RATE_LIMIT_BINDING = "EAVES_RATE_LIMIT"
 _NO_BODY_METHODS = frozenset({"GET", "HEAD"})
+
+# Inside deploy's memory snapshot (see the module docstring). A Worker whose env picks another model or
+# policy, or turns intent off, loads what it picks on its first request instead.
+SHIPPED_INTENT = bootstrap.load_intent({}, runtime="lite")
+
+# Off on Workers: a request may not use I/O that another request created (edge/coalesce.py says what
+# workerd allows). Only tests turn it on, to show the local runtime refusing it as workerd does.
+COALESCE = False
 
 # The request being served in this task: background work goes to its ctx.waitUntil.
 _current_ctx: contextvars.ContextVar[Any] = contextvars.ContextVar("eaves_ctx", default=None)
@@ -83,10 +98,13 @@ def build_edge(env: Any) -> EdgeApp:
     kv_binding = getattr(env, KV_BINDING, None)
     if is_null(kv_binding):
         raise SettingsError(f"the KV namespace binding {KV_BINDING} is missing (wrangler.toml [[kv_namespaces]])")
-    classifier, policy = bootstrap.load_intent(values, runtime="lite")
+    if bootstrap.uses_shipped_intent(values):
+        classifier, policy = SHIPPED_INTENT
+    else:
+        classifier, policy = bootstrap.load_intent(values, runtime="lite")
     return EdgeApp(settings=settings, kv=WorkersKV(kv_binding), origin=WorkersOrigin(settings.origin_url),
                    limiter=rate_limiter(env, values), clock=WorkersClock(), background=_RequestBackground(),
-                   classifier=classifier, policy=policy)
+                   classifier=classifier, policy=policy, coalescer=Coalescer() if COALESCE else Uncoalesced())
 
 
 def rate_limiter(env: Any, values: dict[str, str]) -> RateLimiter:

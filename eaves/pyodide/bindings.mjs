@@ -1,13 +1,13 @@
 // Stand-ins for the other Workers bindings the edge uses, for the Pyodide test tier.
-// Python reaches them as `from eaves_fakes import KVNamespace, RateLimit, ExecutionContext`
+// Python reaches them as `from eaves_fakes import KvNamespace, Ratelimit, ExecutionContext`
 // (registered by harness.mjs); build one with `.new(...)`.
 
-export { KVNamespace } from "./kv.mjs";
+export { KvNamespace } from "./kv.mjs";
 
 // The rate-limiting binding (`[[ratelimits]]` in wrangler.toml): `await env.X.limit({key})` answers
 // `{success}`. Cloudflare allows periods of 10 or 60 seconds only and counts per location; this fake
 // counts in fixed windows per key, which is what one location does.
-export class RateLimit {
+export class Ratelimit {
   #limit;
   #period;
   #now;

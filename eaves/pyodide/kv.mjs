@@ -71,7 +71,7 @@ function readOptions(options) {
   return options;
 }
 
-export class KVNamespace {
+export class KvNamespace {
   #entries = new Map(); // key -> {value: Uint8Array, expiration?: seconds, metadata?: JSON string}
   #now;
   #enforceWriteRate;

@@ -26,7 +26,7 @@ async function decode(response, type) {
   }
 }
 
-export class SidecarKVNamespace {
+export class KvNamespace {
   #base;
 
   constructor(base) {

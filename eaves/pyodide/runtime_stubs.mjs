@@ -2,8 +2,10 @@
 // Everything else the SDK needs (`js`, `pyodide.ffi`, `pyodide.http`) is real Pyodide.
 //
 //   _cloudflare_compat_flags    compatibility flags as booleans (workerd: from the worker's
-//                               compatibility date and flags). Both flags the SDK reads are off here,
-//                               as for a worker that does not set them.
+//                               compatibility date and flags). The two the SDK reads are both on from
+//                               wrangler.toml's compatibility_date 2026-11-01, as workerd's
+//                               compatibility-date.capnp dates them (2026-02-25 with python_workers,
+//                               2026-02-17).
 //   _pyodide_entrypoint_helper  workerd's bridge: the `cloudflare:workers` / `cloudflare:sockets` modules,
 //                               dynamic JS imports, `patch_env`, and `patchWaitUntil` (lets ctx.waitUntil
 //                               take a Python awaitable).
@@ -11,8 +13,8 @@
 // sockets are absent. `cloudflareWorkersModule.env` is the env a test installs with `setWorkersEnv`.
 
 export const compatFlags = {
-  python_workflows_implicit_dependencies: false,
-  python_request_headers_preserve_commas: false,
+  python_workflows_implicit_dependencies: true,
+  python_request_headers_preserve_commas: true,
 };
 
 const workersModule = {

@@ -10,14 +10,18 @@
 //
 // Each HTTP request becomes a Fetch API Request for `Default.fetch`, with a fresh ExecutionContext whose
 // waitUntil work is awaited after the response; the Response's body is written out chunk by chunk as the
-// edge produces it (streams are not buffered). One Pyodide instance is one isolate, as on Workers.
+// edge produces it (streams are not buffered). One Pyodide instance is one isolate, as on Workers, and
+// each HTTP request runs in its own request context (iocontext.mjs): I/O objects that one request created
+// cannot be used by another, as workerd enforces.
+import { AsyncResource } from "node:async_hooks";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { ExecutionContext, RateLimit } from "./bindings.mjs";
+import { ExecutionContext, Ratelimit } from "./bindings.mjs";
 import { bootPyodide } from "./boot.mjs";
-import { SidecarKVNamespace } from "./kv_sidecar.mjs";
+import { installIoContexts, runInRequest } from "./iocontext.mjs";
+import { KvNamespace as SidecarKvNamespace } from "./kv_sidecar.mjs";
 import { setWorkersEnv } from "./runtime_stubs.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,16 +36,17 @@ if (!kvUrl) {
 }
 
 const started = performance.now();
+installIoContexts(); // each HTTP request is one request context: workerd's cross-request I/O rule applies
 const pyodide = await bootPyodide({ repo, site });
 
-const env = { EAVES_KV: new SidecarKVNamespace(kvUrl) };
+const env = { EAVES_KV: new SidecarKvNamespace(kvUrl) };
 for (const [name, value] of Object.entries(process.env)) {
   if (name.startsWith("EAVES_") && !name.startsWith("EAVES_EDGE_") && name !== "EAVES_KV_SIDECAR_URL") {
     env[name] = value;
   }
 }
 if (env.EAVES_RATE_LIMIT_LIMIT && env.EAVES_RATE_LIMIT_PERIOD_S) {
-  env.EAVES_RATE_LIMIT = new RateLimit({
+  env.EAVES_RATE_LIMIT = new Ratelimit({
     limit: Number(env.EAVES_RATE_LIMIT_LIMIT),
     period: Number(env.EAVES_RATE_LIMIT_PERIOD_S),
   });
@@ -87,7 +92,9 @@ function crashed(res, error) {
   res.end(body);
 }
 
-const server = http.createServer(async (req, res) => {
+const server = http.createServer((req, res) => runInRequest(() => serve(req, res)));
+
+async function serve(req, res) {
   const ctx = new ExecutionContext();
   try {
     const parts = [];
@@ -100,9 +107,10 @@ const server = http.createServer(async (req, res) => {
     res.writeHead(response.status, headers);
     if (response.body) {
       const reader = response.body.getReader();
-      res.on("close", () => {
+      // Bound to this request's context: the socket's events fire outside it, and the reader is this request's.
+      res.on("close", AsyncResource.bind(() => {
         if (!res.writableFinished) reader.cancel().catch(() => {}); // the client left: stop the edge's stream
-      });
+      }));
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
@@ -114,7 +122,7 @@ const server = http.createServer(async (req, res) => {
     crashed(res, error);
   }
   ctx.drain().catch((error) => console.error("serve: background work failed:", error));
-});
+}
 server.keepAliveTimeout = 75_000;
 server.listen(port, host, () => {
   const seconds = ((performance.now() - started) / 1000).toFixed(2);

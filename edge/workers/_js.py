@@ -20,10 +20,3 @@ def js_object(values: dict[str, Any]) -> Any:
 
 def is_null(value: Any) -> bool:
     return value is None or value is jsnull
-
-
-def to_py(value: Any) -> Any:
-    """JS null/undefined -> None, JS objects -> Python data, primitives as they are."""
-    if is_null(value):
-        return None
-    return value.to_py() if hasattr(value, "to_py") else value

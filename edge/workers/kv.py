@@ -1,8 +1,17 @@
-"""KVStore over a Workers KV namespace binding (``env.EAVES_KV``).
+"""KVStore over a Workers KV namespace binding (``env.EAVES_KV``), as the workers SDK presents it.
 
-Values travel as bytes (``arrayBuffer`` on the way out, a ``Uint8Array`` on the way in) so answers are
-never re-encoded. Limits are checked here first with ``shared.kv``'s rules, so a refusal reads the same
-as in the emulator; a refusal by the binding itself (``KV PUT failed: 413 ...``) maps to the same error.
+The SDK wraps every binding whose JS constructor is ``KvNamespace`` (``workers.rpc._EnvWrapper``): it
+converts the arguments with ``python_to_rpc`` and each result with ``to_py()``. So this adapter speaks
+Python to the binding, never JS: ``getWithMetadata(key, "arrayBuffer")`` answers a dict whose ``value``
+is a ``memoryview`` (or ``None`` for a miss), and ``put`` takes the value as ``bytes``, which the SDK
+hands to ``to_js`` in one buffer copy. (A ``memoryview`` or a JS ``Uint8Array`` would be walked element
+by element by the SDK's argument check, ``_raise_on_disabled_type``; a ``bytearray`` is refused.) A raw
+JS binding is refused at construction: production never hands one over, and a stand-in that skipped
+the wrapper would let tests pass that the deployed Worker fails (issue 14).
+
+Values travel as bytes so answers are never re-encoded. Limits are checked here first with
+``shared.kv``'s rules, so a refusal reads the same as in the emulator; a refusal by the binding itself
+(``KV PUT failed: 413 ...``) maps to the same error.
 """
 
 from __future__ import annotations
@@ -10,9 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, JsProxy  # type: ignore[import-not-found]
 
-from edge.workers._js import is_null, js_object, to_py
+from edge.workers._js import is_null
 from shared.kv import (
     KVEntry,
     KVError,
@@ -37,8 +46,20 @@ def _translate(exc: JsException, key: str) -> KVError:
     return KVError(f"Workers KV failed for {key!r}: {exc}")
 
 
+def _plain(value: Any) -> Any:
+    """The SDK's ``JsDict`` (a dict with attribute access) and lists of them as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return None if is_null(value) else value
+
+
 class WorkersKV:
     def __init__(self, binding: Any) -> None:
+        if isinstance(binding, JsProxy):
+            raise TypeError("WorkersKV takes the KV binding as the workers SDK presents it (self.env.EAVES_KV "
+                            "of a WorkerEntrypoint, or workers.env), not the raw JS object")
         self._kv = binding
 
     async def get(self, key: str) -> KVEntry | None:
@@ -47,10 +68,14 @@ class WorkersKV:
             result = await self._kv.getWithMetadata(key, "arrayBuffer")
         except JsException as exc:
             raise _translate(exc, key) from exc
-        if is_null(result.value):
+        value = result["value"]
+        if is_null(value):
             return None
-        metadata = to_py(result.metadata)
-        return KVEntry(bytes(result.value.to_bytes()), metadata if isinstance(metadata, dict) else None)
+        if not isinstance(value, memoryview | bytes):
+            raise KVError(f"Workers KV answered {key!r} with {type(value).__name__}, not the bytes of an "
+                          "ArrayBuffer: has the workers SDK changed how it converts results?")
+        metadata = _plain(result["metadata"])
+        return KVEntry(bytes(value), metadata if isinstance(metadata, dict) else None)
 
     async def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
                   metadata: dict[str, Any] | None = None) -> None:
@@ -64,7 +89,7 @@ class WorkersKV:
         if metadata is not None:
             options["metadata"] = metadata
         try:
-            await self._kv.put(key, to_js(bytes(value)), js_object(options))
+            await self._kv.put(key, bytes(value), options)
         except JsException as exc:
             raise _translate(exc, key) from exc
 
@@ -81,7 +106,7 @@ class WorkersKV:
         if cursor:
             options["cursor"] = cursor
         try:
-            result = to_py(await self._kv.list(js_object(options)))
+            result = _plain(await self._kv.list(options))
         except JsException as exc:
             raise _translate(exc, prefix) from exc
         keys = [KVKey(k["name"], k.get("expiration"), k.get("metadata")) for k in result["keys"]]

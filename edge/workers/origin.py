@@ -8,6 +8,7 @@ it runs out. Failures become ``UpstreamTimeout`` / ``UpstreamError`` ``from`` th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
@@ -114,5 +115,7 @@ async def _read(body: Any, url: str) -> AsyncGenerator[bytes, None]:
             yield bytes(chunk.value.to_bytes())
     finally:
         if not finished:
-            # The client went away or the consumer stopped early: stop pulling from the origin.
-            await reader.cancel()
+            # The client went away or the consumer stopped early: stop pulling from the origin. On a stream
+            # that already broke, cancel() rejects with the same error: the UpstreamError above says it.
+            with contextlib.suppress(JsException):
+                await reader.cancel()

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from tests.node_tools import NODE22, NODE_MODULES, REPO, require
 
 WRANGLER = NODE_MODULES / "wrangler" / "bin" / "wrangler.js"
+PYODIDE_WHEELS = REPO / ".cache" / "pyodide-wheels"  # the pinned SDK wheel that stage-worker vendors
 # Cloudflare's limits on a Worker's size after compression: 3 MB on the free plan, 10 MB on paid plans.
 FREE_PLAN_LIMIT = 3 * 1000 * 1000
 FORBIDDEN_PREFIXES = ("origin/", "tests/", "eaves/", "loadtest/", "edge/emulator/", "node_modules/", ".venv/",
@@ -39,8 +41,9 @@ def _offline_env(home: Path) -> dict[str, str]:
 
 
 def test_wrangler_dry_run_bundles_only_the_worker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The dry run succeeds and the bundle holds the edge's modules and nothing of origin/ or tests/."""
-    require(NODE22, WRANGLER)
+    """The dry run succeeds and the bundle holds the edge's modules, the model, the pinned workers SDK and
+    nothing of origin/ or tests/."""
+    require(NODE22, WRANGLER, PYODIDE_WHEELS)
     home, out = tmp_path / "home", tmp_path / "bundle"
     home.mkdir()
     result = subprocess.run(
@@ -60,6 +63,21 @@ def test_wrangler_dry_run_bundles_only_the_worker(tmp_path: Path, capsys: pytest
     assert not leaked, f"files the worker does not need are in the bundle: {leaked}"
     assert "shared/kv_lmdb.py" not in files
 
+    # The intent model and policy, loaded at import (inside deploy's memory snapshot).
+    for data in ("shared/intent/data/intent.onnx", "shared/intent/data/policy.toml"):
+        assert data in files, f"{data} missing from the bundle: {sorted(files)}"
+    # The workers SDK: workerd ships none from this compatibility date (enable_python_external_sdk), so
+    # `import workers` works only if the bundle vendors the pinned wheel (scripts/stage-worker).
+    version = re.search(r"^workers-runtime-sdk==(\S+)", (REPO / "requirements" / "pyodide.txt").read_text(),
+                        re.MULTILINE)
+    assert version is not None
+    assert "python_modules/workers/__init__.py" in files and "python_modules/workers/rpc.py" in files, sorted(files)
+    metadata = files[f"python_modules/workers_runtime_sdk-{version.group(1)}.dist-info/METADATA"].read_text()
+    assert f"Version: {version.group(1)}" in metadata
+    config = tomllib.loads((REPO / "wrangler.toml").read_text())
+    assert config["compatibility_date"] >= "2026-04-21"  # the date that turns enable_python_external_sdk on
+    assert "disable_python_external_sdk" not in config.get("compatibility_flags", [])
+
     total = sum(p.stat().st_size for p in files.values())
     compressed = len(gzip.compress(b"".join(p.read_bytes() for p in files.values()), compresslevel=9))
     reported = re.search(r"Total Upload: [\d.]+ \w+ / gzip: [\d.]+ \w+", output)
@@ -72,5 +90,7 @@ def test_wrangler_dry_run_bundles_only_the_worker(tmp_path: Path, capsys: pytest
 
 @pytest.fixture(autouse=True)
 def _no_stale_stage() -> None:
-    """The stage folder is wrangler's build output; a stale one must never stand in for a fresh build."""
+    """The stage folder and the vendored SDK are wrangler's build output; a stale one must never stand in for
+    a fresh build."""
     shutil.rmtree(REPO / "build" / "worker", ignore_errors=True)
+    shutil.rmtree(REPO / "python_modules", ignore_errors=True)

@@ -103,6 +103,9 @@ class TestStreamingThroughTheEdge:
         assert "".join(received).startswith("Simulated")
         assert health(stack)["writebacks"] == 0
 
+    # A generation long enough for all 50 to arrive while it runs: the Worker's edge (the pyodide runtime)
+    # does not coalesce (a request may not use another's I/O, edge/coalesce.py), so the origin must.
+    @pytest.mark.parametrize("sim_stack", [{"EAVES_SIM_TTFT_MS": "3000"}], indirect=True)
     def test_fifty_concurrent_identical_misses_make_one_generation(self, sim_stack: tuple[Stack, str]) -> None:
         """50 identical requests at once through the edge cause exactly one generation at the origin."""
         stack, key = sim_stack

@@ -7,7 +7,9 @@
 //   /repo   the repository (Node FS mount; pytest's cache and bytecode writing are off)
 //   /site   the pure-Python wheels of requirements/pyodide.txt, added as a site directory
 //   workers                the real workers-runtime-sdk, importable as in a Python Worker
-//   eaves_fakes            KVNamespace, RateLimit, ExecutionContext (bindings.mjs) and setWorkersEnv
+//   eaves_fakes            KvNamespace, Ratelimit, ExecutionContext (bindings.mjs), setWorkersEnv, and
+//                          runInRequest / serveRequest (iocontext.mjs: one request's context, with workerd's
+//                          refusal of cross-request I/O installed for the whole run)
 // Environment variables pass through, so a CPython test can hand over e.g. a server's URL.
 //
 // Coroutine tests: tests/conftest.py runs them with asyncio.run, which in Pyodide needs WebAssembly
@@ -41,8 +43,12 @@ if (!existsSync(path.join(site, "pytest"))) {
 }
 
 const { bootPyodide } = await import("../../eaves/pyodide/boot.mjs");
-const { KVNamespace, RateLimit, ExecutionContext } = await import("../../eaves/pyodide/bindings.mjs");
+const { KvNamespace, Ratelimit, ExecutionContext } = await import("../../eaves/pyodide/bindings.mjs");
 const { setWorkersEnv } = await import("../../eaves/pyodide/runtime_stubs.mjs");
+const { installIoContexts, runInRequest, serveRequest, CROSS_REQUEST_MESSAGE } = await import(
+  "../../eaves/pyodide/iocontext.mjs"
+);
+installIoContexts(); // workerd's rule: a request may not use I/O objects another request created
 
 const started = performance.now();
 const pyodide = await bootPyodide({ repo, site, env: process.env });
@@ -53,7 +59,9 @@ pyodide.setStdout(write(process.stdout));
 pyodide.setStderr(write(process.stderr));
 const loadMs = performance.now() - started;
 
-pyodide.registerJsModule("eaves_fakes", { KVNamespace, RateLimit, ExecutionContext, setWorkersEnv });
+pyodide.registerJsModule("eaves_fakes", {
+  KvNamespace, Ratelimit, ExecutionContext, setWorkersEnv, runInRequest, serveRequest, CROSS_REQUEST_MESSAGE,
+});
 
 pyodide.globals.set("pytest_args", pyodide.toPy(process.argv.slice(2)));
 pyodide.globals.set("load_ms", loadMs);
@@ -61,7 +69,7 @@ pyodide.globals.set("load_ms", loadMs);
 // asyncio.run (stack switching) to work inside tests.
 const code = await pyodide.runPythonAsync(`
 import os, site, sys, time
-sys.dont_write_bytecode = True  # the repo is mounted from the host: leave no cpython-314 .pyc behind
+sys.dont_write_bytecode = True  # the repo is mounted from the host: leave no cpython-313 .pyc behind
 site.addsitedir("/site")
 os.chdir("/repo")
 sys.path.insert(0, "/repo")

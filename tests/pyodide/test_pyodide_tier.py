@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -46,7 +47,7 @@ HARNESS_TIMEOUT_S = 300
 
 class _Echo(BaseHTTPRequestHandler):
     """Answers every request with what it received, as JSON; `/slow` first waits a second, `/stream`
-    sends chunks with pauses."""
+    sends chunks with pauses, `/broken` drops the connection after the first chunk."""
 
     protocol_version = "HTTP/1.1"
 
@@ -55,6 +56,17 @@ class _Echo(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode() if length else ""
         if self.path.startswith("/slow"):
             time.sleep(1.0)
+        if self.path.startswith("/broken"):  # one chunk, then the connection drops mid-body
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"4\r\none,\r\n")
+            self.wfile.flush()
+            time.sleep(0.05)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if self.path.startswith("/stream"):
             self.send_response(200)
             self.send_header("content-type", "text/plain")

@@ -3,6 +3,7 @@ real workers SDK, the KV fake and a real server on 127.0.0.1 as the origin."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -10,8 +11,8 @@ from typing import Any
 
 import js
 import pytest
-from eaves_fakes import ExecutionContext, KVNamespace
-from pyodide.ffi import to_js
+from eaves_fakes import ExecutionContext, KvNamespace
+from pyodide.ffi import JsException, to_js
 
 import edge.entry
 from edge.auth import KEY_PREFIX, api_key_hash, api_key_record, new_api_key
@@ -28,7 +29,7 @@ def fresh_isolate() -> Iterator[None]:
 
 
 def worker_env(server: str, **extra: str) -> Any:
-    values: dict[str, Any] = {"EAVES_KV": KVNamespace.new(), "EAVES_ORIGIN_URL": server,
+    values: dict[str, Any] = {"EAVES_KV": KvNamespace.new(), "EAVES_ORIGIN_URL": server,
                               "EAVES_ORIGIN_SECRET": "s" * 32, "EAVES_INTENT": "off", **extra}
     return js_object(values)
 
@@ -128,8 +129,116 @@ async def test_refusals_are_json_with_their_headers(server: str) -> None:
 
 
 async def test_a_missing_secret_is_a_clear_configuration_error(server: str) -> None:
-    env = js_object({"EAVES_KV": KVNamespace.new(), "EAVES_ORIGIN_URL": server})
+    env = js_object({"EAVES_KV": KvNamespace.new(), "EAVES_ORIGIN_URL": server})
     response, text = await call(env, chat("eav_x", "hi"))
     assert response.status == 500
     error = json.loads(text)["error"]
     assert error["code"] == "edge_misconfigured" and "EAVES_ORIGIN_SECRET" in error["message"]
+
+
+async def handle(request: Any, env: Any, ctx: Any) -> Any:
+    """What the runtime calls for each request (serve.mjs does the same)."""
+    return (await Default(ctx, env).fetch(request)).js_object
+
+
+class TestCrossRequestIO:
+    """workerd's rule, enforced by the local runtime (eaves/pyodide/iocontext.mjs): an I/O object belongs to
+    the request that created it."""
+
+    async def test_a_body_fetched_in_one_request_cannot_be_read_in_another(self, server: str) -> None:
+        """Reading another request's fetch response throws workerd's error; its own request reads it."""
+        from eaves_fakes import CROSS_REQUEST_MESSAGE, runInRequest
+
+        fetched: dict[str, Any] = {}
+
+        async def first() -> None:
+            fetched["response"] = await js.fetch(server + "/status/200")
+
+        async def second() -> str:
+            try:
+                return str(await fetched["response"].text())
+            except JsException as exc:
+                return str(exc)
+
+        await runInRequest(first)
+        refused = await runInRequest(second)
+        assert refused.startswith("Error: " + CROSS_REQUEST_MESSAGE) and refused.endswith("(I/O type: Response)")
+
+        async def own() -> str:
+            response = await js.fetch(server + "/status/200")
+            return str(await response.text())
+
+        assert '"method": "GET"' in await runInRequest(own)
+
+    async def test_coalescing_would_hand_one_requests_io_to_another(self, server: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """With edge coalescing on, the request that joins another's origin call is woken in the leader's
+        context and answers with the leader's I/O: the runtime refuses it, as workerd would."""
+        monkeypatch.setattr(edge.entry, "COALESCE", True)
+        from eaves_fakes import serveRequest
+
+        env = worker_env(server + "/slow")  # the origin takes a second: the second miss joins the first
+        key = await with_key(env)
+        leader, follower = await asyncio.gather(serveRequest(handle, chat(key, "How do I cook rice?"), env),
+                                                serveRequest(handle, chat(key, "How do I cook rice?"), env),
+                                                return_exceptions=True)
+        assert not isinstance(leader, BaseException) and leader.status == 200
+        assert isinstance(follower, JsException), follower
+        assert "Cannot perform I/O on behalf of a different request" in str(follower)
+        assert edge.entry._edge is not None and edge.entry._edge.coalescer.joined == 1
+
+    async def test_the_worker_does_not_coalesce(self, server: str) -> None:
+        """As deployed, identical misses in flight each make their own origin call, and both are served."""
+        from eaves_fakes import serveRequest
+
+        env = worker_env(server + "/slow")
+        key = await with_key(env)
+        first, second = await asyncio.gather(serveRequest(handle, chat(key, "How do I cook rice?"), env),
+                                             serveRequest(handle, chat(key, "How do I cook rice?"), env))
+        for result in (first, second):
+            headers = result.headers.to_py()
+            assert result.status == 200 and headers["x-edge-route"] == "miss"
+            assert "x-edge-coalesced" not in headers
+        app = edge.entry._edge
+        assert app is not None and app.coalescer.led == 2 and app.coalescer.joined == 0
+
+
+class TestImportTimeIntent:
+    async def test_the_shipped_model_is_loaded_at_import_not_on_the_first_request(
+            self, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first request of an isolate reuses what the import loaded (inside deploy's snapshot): with
+        loading made impossible, it is still classified."""
+        from edge import bootstrap
+
+        def no_loading(*_args: Any, **_kwargs: Any) -> Any:
+            raise AssertionError("the first request loaded the intent model")
+
+        monkeypatch.setattr(bootstrap, "load_intent", no_loading)
+        env = worker_env(server)
+        env.EAVES_INTENT = "on"
+        key = await with_key(env)
+        response, _ = await call(env, chat(key, "hello there"))
+        assert response.status == 200 and response.headers.get("x-edge-intent")
+        app = edge.entry._edge
+        assert app is not None and app.classifier is edge.entry.SHIPPED_INTENT[0]
+
+    async def test_another_model_or_policy_is_loaded_on_the_first_request(
+            self, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A Worker whose env names its own policy gets it, loaded when its settings are first read."""
+        from edge import bootstrap
+
+        seen: list[dict[str, Any]] = []
+        original = bootstrap.load_intent
+
+        def recording(values: Any, runtime: str = "auto") -> Any:
+            seen.append(dict(values))
+            return original(values, runtime=runtime)
+
+        monkeypatch.setattr(bootstrap, "load_intent", recording)
+        env = worker_env(server)
+        env.EAVES_INTENT = "on"
+        env.EAVES_POLICY = "/repo/shared/intent/data/policy.toml"
+        key = await with_key(env)
+        response, _ = await call(env, chat(key, "hello there"))
+        assert response.status == 200
+        assert [v.get("EAVES_POLICY") for v in seen] == ["/repo/shared/intent/data/policy.toml"]

@@ -11,15 +11,15 @@ import sys
 
 import js
 import pytest
-from eaves_fakes import ExecutionContext, KVNamespace, RateLimit
+from eaves_fakes import ExecutionContext, KvNamespace, Ratelimit
 from pyodide.ffi import JsException, jsnull, to_js
 
 
 class TestRuntime:
     def test_runs_inside_pyodide(self) -> None:
-        """The tests really run in Pyodide's CPython 3.14 on WebAssembly."""
+        """The tests really run in Pyodide 0.28.2's CPython 3.13, the one compatibility_date 2026-11-01 selects."""
         assert sys.platform == "emscripten"
-        assert sys.version_info[:2] == (3, 14)
+        assert sys.version_info[:2] == (3, 13)
 
     def test_workers_sdk_imports(self) -> None:
         """The real workers-runtime-sdk imports with the runtime-internal modules stubbed."""
@@ -27,6 +27,18 @@ class TestRuntime:
 
         assert workers.WorkerEntrypoint.__module__ == "workers.entrypoints"
         assert callable(workers.Response.json)
+
+    def test_compat_flags_are_the_ones_the_compatibility_date_sets(self) -> None:
+        """The two flags the SDK reads are on from wrangler.toml's compatibility_date (2026-11-01), as in workerd."""
+        import tomllib
+
+        import _cloudflare_compat_flags
+
+        with open("/repo/wrangler.toml", "rb") as file:
+            date = tomllib.load(file)["compatibility_date"]
+        assert date >= "2026-02-25"  # python_workflows_implicit_dependencies; the commas flag is from 2026-02-17
+        assert _cloudflare_compat_flags.python_workflows_implicit_dependencies is True
+        assert _cloudflare_compat_flags.python_request_headers_preserve_commas is True
 
     def test_workers_env_and_patch_env(self) -> None:
         """`workers.env` reads the env the harness installs; `patch_env` overlays it for a block."""
@@ -58,7 +70,7 @@ class TestRuntime:
 class TestKVFake:
     async def test_round_trip_with_metadata(self) -> None:
         """Bytes and metadata come back as they were put."""
-        kv = KVNamespace.new()
+        kv = KvNamespace.new()
         await kv.put("k", to_js(b"\x00\xffhello"), to_js({"metadata": {"v": 1}}, dict_converter=js.Object.fromEntries))
         got = await kv.getWithMetadata("k", "arrayBuffer")
         assert got.value.to_bytes() == b"\x00\xffhello"
@@ -78,24 +90,24 @@ class TestKVFake:
     async def test_refuses_bad_keys(self, key: str, message: str) -> None:
         """Keys are 1..512 UTF-8 bytes and never '.' or '..'."""
         with pytest.raises(JsException, match=message.replace(".", r"\.")):
-            await KVNamespace.new().put(key, "v")
+            await KvNamespace.new().put(key, "v")
 
     async def test_accepts_a_512_byte_key(self) -> None:
         """The limit is inclusive."""
-        kv = KVNamespace.new()
+        kv = KvNamespace.new()
         await kv.put("k" * 512, "v")
         assert await kv.get("k" * 512) == "v"
 
     async def test_refuses_values_over_25_mib(self) -> None:
         """Values are at most 25 MiB."""
-        kv = KVNamespace.new()
+        kv = KvNamespace.new()
         await kv.put("ok", js.Uint8Array.new(25 * 1024 * 1024))
         with pytest.raises(JsException, match="413 Value length of 26214401 exceeds limit of 26214400"):
             await kv.put("big", js.Uint8Array.new(25 * 1024 * 1024 + 1))
 
     async def test_refuses_metadata_over_1024_bytes(self) -> None:
         """Metadata is at most 1024 bytes serialized."""
-        kv = KVNamespace.new()
+        kv = KvNamespace.new()
         fits = to_js({"metadata": {"m": "x" * 1016}}, dict_converter=js.Object.fromEntries)  # {"m":"…"} = 1024
         await kv.put("k", "v", fits)
         over = to_js({"metadata": {"m": "x" * 1017}}, dict_converter=js.Object.fromEntries)
@@ -105,7 +117,7 @@ class TestKVFake:
     async def test_refuses_short_ttls_and_expires(self) -> None:
         """expirationTtl is at least 60 s, and an entry is gone once it has passed."""
         now = [1_000_000_000_000.0]
-        kv = KVNamespace.new(to_js({"now": lambda: now[0]}, dict_converter=js.Object.fromEntries))
+        kv = KvNamespace.new(to_js({"now": lambda: now[0]}, dict_converter=js.Object.fromEntries))
         with pytest.raises(JsException, match="400 Invalid expiration_ttl of 59"):
             await kv.put("k", "v", to_js({"expirationTtl": 59}, dict_converter=js.Object.fromEntries))
         await kv.put("k", "v", to_js({"expirationTtl": 60}, dict_converter=js.Object.fromEntries))
@@ -117,7 +129,7 @@ class TestKVFake:
         """With enforceWriteRate, a second write to one key within a second is refused with 429."""
         now = [1_000_000_000_000.0]
         options = {"now": lambda: now[0], "enforceWriteRate": True}
-        kv = KVNamespace.new(to_js(options, dict_converter=js.Object.fromEntries))
+        kv = KvNamespace.new(to_js(options, dict_converter=js.Object.fromEntries))
         await kv.put("k", "1")
         await kv.put("other", "1")
         with pytest.raises(JsException, match="KV PUT failed: 429 Too Many Requests"):
@@ -129,11 +141,11 @@ class TestKVFake:
     async def test_refuses_python_objects_passed_without_to_js(self) -> None:
         """A Python bytes object is not a JS value: the fake refuses it rather than storing its repr."""
         with pytest.raises(JsException, match="TypeError"):
-            await KVNamespace.new().put("k", b"raw")
+            await KvNamespace.new().put("k", b"raw")
 
     async def test_lists_in_pages(self) -> None:
         """list() pages through keys in byte order with a cursor."""
-        kv = KVNamespace.new()
+        kv = KvNamespace.new()
         for name in ("b", "a", "c", "x"):
             await kv.put(f"p:{name}", "v")
         first = await kv.list(to_js({"prefix": "p:", "limit": 2}, dict_converter=js.Object.fromEntries))
@@ -147,7 +159,7 @@ class TestKVFake:
 class TestOtherFakes:
     async def test_rate_limit_binding(self) -> None:
         """The rate-limit fake allows `limit` calls per key and period."""
-        limiter = RateLimit.new(to_js({"limit": 2, "period": 10}, dict_converter=js.Object.fromEntries))
+        limiter = Ratelimit.new(to_js({"limit": 2, "period": 10}, dict_converter=js.Object.fromEntries))
         key = to_js({"key": "t"}, dict_converter=js.Object.fromEntries)
         results = [(await limiter.limit(key)).success for _ in range(3)]
         assert results == [True, True, False]

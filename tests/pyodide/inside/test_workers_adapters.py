@@ -8,7 +8,7 @@ from typing import Any
 
 import js
 import pytest
-from eaves_fakes import ExecutionContext, KVNamespace, RateLimit
+from eaves_fakes import ExecutionContext, KvNamespace, Ratelimit
 
 from edge.errors import UpstreamError, UpstreamTimeout
 from edge.memory import MemoryRateLimiter
@@ -20,12 +20,86 @@ from edge.workers.kv import WorkersKV
 from edge.workers.origin import JsStreamBody, WorkersOrigin
 from edge.workers.ratelimit import WorkersRateLimiter
 from shared.kv import KVLimitError
+from tests.pyodide.inside.sdk import sdk_env
+
+
+def kv_binding() -> Any:
+    """A KV namespace stand-in as production hands it over: wrapped by the workers SDK's env wrapper."""
+    return sdk_env(EAVES_KV=KvNamespace.new()).EAVES_KV
+
+
+def rate_limit_binding(limit: int, period: int) -> Any:
+    return sdk_env(EAVES_RATE_LIMIT=Ratelimit.new(js_object({"limit": limit, "period": period}))).EAVES_RATE_LIMIT
+
+
+class TestSdkWrapping:
+    def test_the_sdk_wraps_the_stand_ins_as_it_wraps_workerds_bindings(self) -> None:
+        """The stand-ins carry workerd's constructor names, so the SDK's env wrapper applies to them."""
+        from workers.rpc import _EnvWrapper
+
+        env = sdk_env(EAVES_KV=KvNamespace.new(), EAVES_RATE_LIMIT=Ratelimit.new(js_object({"limit": 1, "period": 10})),
+                      EAVES_ORIGIN_URL="http://o")
+        assert isinstance(env, _EnvWrapper)
+        assert KvNamespace.name == "KvNamespace" and Ratelimit.name == "Ratelimit"
+        assert type(env.EAVES_KV).__name__ == "_BindingWrapper"
+        assert type(env.EAVES_RATE_LIMIT).__name__ == "_BindingWrapper"
+        assert env.EAVES_ORIGIN_URL == "http://o"
+
+    async def test_wrapped_results_are_python(self) -> None:
+        """Through the wrapper an ArrayBuffer comes back as a memoryview, not a JS proxy with to_bytes()."""
+        binding = kv_binding()
+        await binding.put("k", b"\x00\xff")
+        result = await binding.getWithMetadata("k", "arrayBuffer")
+        assert isinstance(result["value"], memoryview) and bytes(result["value"]) == b"\x00\xff"
+        assert result["metadata"] is None
+
+    def test_raw_js_bindings_are_refused(self) -> None:
+        """A binding that skipped the SDK's wrapper is a wiring mistake, named at construction."""
+        with pytest.raises(TypeError, match="workers SDK"):
+            WorkersKV(KvNamespace.new())
+        with pytest.raises(TypeError, match="workers SDK"):
+            WorkersRateLimiter(Ratelimit.new(js_object({"limit": 1, "period": 10})), limit=1, period_s=10)
 
 
 class TestWorkersKV:
+    async def test_hit_through_the_wrapped_binding(self) -> None:
+        """A stored answer read back through the SDK-wrapped binding: bytes and a plain metadata dict."""
+        kv = WorkersKV(kv_binding())
+        await kv.put("answer:hit", b'{"choices":[]}', expiration_ttl=600, metadata={"route": "faq", "n": [1, 2]})
+        entry = await kv.get("answer:hit")
+        assert entry is not None
+        assert type(entry.value) is bytes and entry.value == b'{"choices":[]}'
+        assert type(entry.metadata) is dict and entry.metadata == {"route": "faq", "n": [1, 2]}
+
+    async def test_miss_through_the_wrapped_binding(self) -> None:
+        """A missing key through the SDK-wrapped binding is None, not an error."""
+        kv = WorkersKV(kv_binding())
+        assert await kv.get("answer:absent") is None
+
+    async def test_put_of_a_large_value_is_not_walked_byte_by_byte(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A 4 MiB value crosses the SDK's argument check as one bytes object (one buffer copy in to_js):
+        a Uint8Array or memoryview would be checked element by element, millions of calls."""
+        import workers.rpc
+
+        original = workers.rpc._raise_on_disabled_type
+        calls = 0
+
+        def counting(value: Any) -> None:
+            nonlocal calls
+            calls += 1
+            original(value)
+
+        monkeypatch.setattr(workers.rpc, "_raise_on_disabled_type", counting)
+        value = bytes(range(256)) * (4 * 4096)
+        kv = WorkersKV(kv_binding())
+        await kv.put("answer:large", value, metadata={"route": "faq"})
+        assert calls < 20
+        entry = await kv.get("answer:large")
+        assert entry is not None and entry.value == value
+
     async def test_round_trip(self) -> None:
         """Bytes, metadata and expiry survive the trip through the binding."""
-        kv = WorkersKV(KVNamespace.new())
+        kv = WorkersKV(kv_binding())
         await kv.put("answer:1", b"\x00\xff{}", expiration_ttl=60, metadata={"model": "m", "n": 2})
         entry = await kv.get("answer:1")
         assert entry is not None
@@ -37,7 +111,7 @@ class TestWorkersKV:
 
     async def test_limits_raise_the_projects_error(self) -> None:
         """Refusals are shared.kv.KVLimitError, as in the emulator."""
-        kv = WorkersKV(KVNamespace.new())
+        kv = WorkersKV(kv_binding())
         with pytest.raises(KVLimitError):
             await kv.put("k" * 513, b"v")
         with pytest.raises(KVLimitError):
@@ -47,7 +121,7 @@ class TestWorkersKV:
 
     async def test_binding_refusals_are_translated(self) -> None:
         """A refusal that only the binding detects still maps to KVLimitError, from the JS error."""
-        kv = WorkersKV(KVNamespace.new())
+        kv = WorkersKV(kv_binding())
         kv._kv = _Refusing()
         with pytest.raises(KVLimitError) as caught:
             await kv.put("k", b"v")
@@ -55,7 +129,7 @@ class TestWorkersKV:
 
     async def test_list_pages(self) -> None:
         """list() pages with a cursor and reports metadata and expiration."""
-        kv = WorkersKV(KVNamespace.new())
+        kv = WorkersKV(kv_binding())
         for i in range(5):
             await kv.put(f"p:{i}", b"v", metadata={"i": i})
         first = await kv.list(prefix="p:", limit=3)
@@ -113,6 +187,16 @@ class TestWorkersOrigin:
         with pytest.raises(StopAsyncIteration):
             await anext(response.body)
 
+    async def test_a_stream_that_breaks_off_is_an_upstream_error(self, server: str) -> None:
+        """A connection dropped mid-body ends the iteration with UpstreamError (origin_stream_broken), never
+        with the JS error of the cleanup that follows (cancel() on a broken stream rejects too)."""
+        response = await WorkersOrigin(server).send(OriginRequest("/broken", b"", stream=True))
+        chunks: list[bytes] = []
+        with pytest.raises(UpstreamError) as caught:
+            async for chunk in response.body:
+                chunks.append(chunk)
+        assert caught.value.code == "origin_stream_broken" and chunks == [b"one,"]
+
     async def test_timeout(self, server: str) -> None:
         """No answer within timeout_s -> UpstreamTimeout, from the abort."""
         with pytest.raises(UpstreamTimeout) as caught:
@@ -129,7 +213,7 @@ class TestWorkersOrigin:
 class TestWorkersRateLimiter:
     async def test_counts_through_the_binding(self) -> None:
         """A budget equal to the binding's configuration is decided by the binding."""
-        binding = RateLimit.new(js_object({"limit": 2, "period": 60}))
+        binding = rate_limit_binding(2, 60)
         limiter = WorkersRateLimiter(binding, limit=2, period_s=60)
         decisions = [await limiter.acquire("tenant:chat", 2, 60) for _ in range(3)]
         assert [d.allowed for d in decisions] == [True, True, False]
@@ -137,7 +221,7 @@ class TestWorkersRateLimiter:
 
     async def test_other_budgets_go_to_the_fallback(self) -> None:
         """A budget the binding cannot express goes to the fallback limiter."""
-        binding = RateLimit.new(js_object({"limit": 2, "period": 60}))
+        binding = rate_limit_binding(2, 60)
         limiter = WorkersRateLimiter(binding, limit=2, period_s=60, fallback=MemoryRateLimiter())
         decision = await limiter.acquire("t", 100, 3600)
         assert decision.allowed and decision.limit == 100
