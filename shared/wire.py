@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +24,17 @@ CACHE_TTL_HEADER = "x-eaves-cache-ttl"  # fresh seconds; absent = do not write b
 CACHE_STALE_HEADER = "x-eaves-cache-stale"  # seconds past ttl it may be served stale while refreshing
 CACHE_KEEP_HEADER = "x-eaves-cache-keep"  # seconds past ttl it may be served if the origin fails
 CACHE_INTENT_HEADER = "x-eaves-intent"
+
+# A client's x-request-id is echoed, forwarded to the origin and logged: only a bounded, plain token is
+# taken as it is; anything else is replaced by a generated id (the request still goes through).
+MAX_REQUEST_ID_CHARS = 128
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:+/=@-]{{1,{MAX_REQUEST_ID_CHARS}}}")
+
+
+def clean_request_id(value: str | None) -> str | None:
+    """``value`` when it is a usable request id, else None (the caller generates one)."""
+    return value if value and _REQUEST_ID.fullmatch(value) else None
+
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -45,6 +57,87 @@ class ChatRequest:
     max_tokens: int | None
     temperature: float | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+# ---------------------------------------------------------------- JSON from strangers
+
+MAX_JSON_DEPTH = 64  # an OpenAI request nests about 6 deep; tool schemas a little more
+MAX_INT_DIGITS = 64  # far past any count or seed; CPython refuses past 4,300 with a bare ValueError
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise WireError(f"the body holds an integer of {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} "
+                        "are accepted")
+    return int(text)
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects, brackets inside strings ignored."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(item) for item in value)
+    return False
+
+
+def loads_json(body: bytes | str) -> Any:
+    """JSON from an untrusted sender, with every way ``json.loads`` can fail turned into a ``WireError``.
+
+    ``json.loads`` alone raises RecursionError on deep nesting, a bare ValueError past 4,300 integer
+    digits, and accepts lone UTF-16 surrogates (``\\ud800``, or raw bytes ED A0 80 via its
+    ``surrogatepass`` decoding) that then crash whatever encodes the text. The cheap checks run
+    first (``bytes.count`` is C speed) so a normal body pays for none of the slow ones.
+    """
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(raw) > MAX_JSON_DEPTH:
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        text = raw.decode("utf-8")  # strict: refuses encoded surrogates and other invalid UTF-8
+    except UnicodeDecodeError as exc:
+        raise WireError(f"request body is not valid JSON: it is not UTF-8 (byte {exc.start})") from exc
+    try:
+        data = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise WireError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # belt and braces: the depth check above should have caught it
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep") from exc
+    if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(data):
+        raise WireError("the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair); "
+                        "send valid Unicode text")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise WireError(f"{name} is not valid JSON; send numbers as finite values")
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -70,10 +163,7 @@ def _text_of(content: Any, where: str) -> str:
 
 def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int,
                        max_messages: int = 256) -> ChatRequest:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"request body is not valid JSON: {exc}") from exc
+    data = loads_json(body)
     if not isinstance(data, dict):
         raise WireError("request body must be a JSON object")
 
