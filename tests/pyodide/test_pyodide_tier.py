@@ -29,6 +29,7 @@ PYODIDE_TEST_PATHS = [
     "tests/edge/test_breaker.py",
     "tests/edge/test_freshness.py",
     "tests/edge/test_parsing.py",
+    "tests/edge/test_hostile.py",
     "tests/shared/test_cache_keys.py",
     "tests/shared/test_signing.py",
     "tests/shared/test_wire.py",
