@@ -311,3 +311,15 @@ def test_verify_jwt_errors_are_bounded_and_ascii_safe() -> None:
     with pytest.raises(JwtError) as info:
         verify_jwt(mint({"exp": 1}, secret=JWT_SECRET, header={"kid": "☃" * 3000}), config, 0)
     assert len(str(info.value)) < 120
+
+
+def test_a_window_change_carries_the_count() -> None:
+    """Keys of tiers with different windows share a counter: switching windows keeps what was counted."""
+    from edge.ratelimit import sliding_window
+
+    state = None
+    for _ in range(5):
+        state, decision = sliding_window(state, 1000.0, 5, 60)
+        assert decision.allowed
+    state, decision = sliding_window(state, 1001.0, 5, 10)
+    assert not decision.allowed and state.current == 5

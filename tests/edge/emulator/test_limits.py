@@ -142,3 +142,23 @@ class TestEmulatorFront:
             allowed = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "metrics_token_required"
         assert allowed.status_code == 200 and "eaves_edge" in allowed.text
+
+
+class TestLmdbRateLimiter:
+    async def test_budgets_of_different_tiers_share_one_counter(self, tmp_path: Path) -> None:
+        """The emulator's counters are named by the core alone: a free (2) and a pro (3) key of one tenant
+        together get 3 requests, not 5."""
+        from edge.emulator.adapters import LmdbRateLimiter
+        from edge.ratelimit import rate_limit_key
+
+        limiter = LmdbRateLimiter(tmp_path, clock=lambda: 1_000_000.0)
+        name = rate_limit_key("acme", "chat")
+        allowed = [(await limiter.acquire(name, limit, 60)).allowed for limit in (2, 3, 2, 3, 3)]
+        assert allowed == [True, True, False, True, False]
+
+    async def test_overlong_names_are_hashed_not_refused(self, tmp_path: Path) -> None:
+        """A counter name past LMDB's 511-byte key limit still counts (hashed), never raises."""
+        from edge.emulator.adapters import LmdbRateLimiter
+
+        limiter = LmdbRateLimiter(tmp_path, clock=lambda: 1_000_000.0)
+        assert [(await limiter.acquire("ü" * 600, 1, 60)).allowed for _ in range(2)] == [True, False]
