@@ -61,38 +61,20 @@ class ChatRequest:
 
 # ---------------------------------------------------------------- JSON from strangers
 
+MAX_TOKENS_LIMIT = 1_000_000
 MAX_JSON_DEPTH = 64  # an OpenAI request nests about 6 deep; tool schemas a little more
-MAX_INT_DIGITS = 64  # far past any count or seed; CPython refuses past 4,300 with a bare ValueError
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise WireError(f"the body holds an integer of {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} "
-                        "are accepted")
-    return int(text)
-
-
-def _depth(raw: bytes) -> int:
-    """The deepest nesting of arrays and objects, brackets inside strings ignored."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-    return deepest
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests arrays and objects more than ``limit`` deep: level by level, no recursion."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [child for node in level for child in (node.values() if type(node) is dict else node)
+                 if type(child) is dict or type(child) is list]
+    return bool(level)
 
 
 def _lone_surrogate(value: Any) -> bool:
@@ -113,24 +95,30 @@ def loads_json(body: bytes | str) -> Any:
     """JSON from an untrusted sender, with every way ``json.loads`` can fail turned into a ``WireError``.
 
     ``json.loads`` alone raises RecursionError on deep nesting, a bare ValueError past 4,300 integer
-    digits, and accepts lone UTF-16 surrogates (``\\ud800``, or raw bytes ED A0 80 via its
-    ``surrogatepass`` decoding) that then crash whatever encodes the text. The cheap checks run
-    first (``bytes.count`` is C speed) so a normal body pays for none of the slow ones.
+    digits (CPython's int-to-str guard), and accepts lone UTF-16 surrogates (``\\ud800``, or raw bytes ED A0 80 via its
+    ``surrogatepass`` decoding) that then crash whatever encodes the text. The walks over the parsed value
+    run only when a C-speed scan of the bytes says they could find something (more brackets than the depth
+    limit; a ``\\ud8xx``-style escape), so a typical body pays for neither.
     """
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(raw) > MAX_JSON_DEPTH:
-        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     try:
         text = raw.decode("utf-8")  # strict: refuses encoded surrogates and other invalid UTF-8
     except UnicodeDecodeError as exc:
         raise WireError(f"request body is not valid JSON: it is not UTF-8 (byte {exc.start})") from exc
     try:
-        data = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise WireError(f"request body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:  # belt and braces: the depth check above should have caught it
+    except WireError:
+        raise
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise WireError("the body holds an integer too long to read (over 4,300 digits); send numbers of a "
+                        "sensible size") from exc
+    except RecursionError as exc:  # the C scanner's own guard (it counts C stack, so Pyodide is safe too)
         raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep") from exc
-    if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(data):
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(data, MAX_JSON_DEPTH):
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
+    if (b"\\ud" in raw or b"\\uD" in raw) and _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(data):
         raise WireError("the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair); "
                         "send valid Unicode text")
     return data
@@ -212,8 +200,9 @@ def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int
         raise WireError("'stream' must be true or false", "stream")
     max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
-                                   or max_tokens < 1):
-        raise WireError("'max_tokens' must be a positive integer", "max_tokens")
+                                   or not 1 <= max_tokens <= MAX_TOKENS_LIMIT):
+        # Bounded: a 4,000-digit count would overflow the model's C int and fail at the origin as a 5xx.
+        raise WireError(f"'max_tokens' must be a positive integer of at most {MAX_TOKENS_LIMIT}", "max_tokens")
     temperature = data.get("temperature")
     if temperature is not None:
         if (isinstance(temperature, bool) or not isinstance(temperature, int | float)

@@ -95,7 +95,7 @@ class TestCleanErrors:
 
     @pytest.mark.parametrize(("raw", "words"), [
         (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "levels deep"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "seed": ' + b"9" * 5000 + b"}", "digits"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "seed": ' + b"9" * 5000 + b"}", "integer too long"),
         (b'{"messages": [{"role": "user", "content": "a\\ud800b"}]}', "surrogate"),
         (b'{"messages": [{"role": "user", "content": "a\xed\xa0\x80b"}]}', "UTF-8"),
         (b'{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}', "NaN"),
@@ -323,3 +323,11 @@ def test_a_window_change_carries_the_count() -> None:
         assert decision.allowed
     state, decision = sliding_window(state, 1001.0, 5, 10)
     assert not decision.allowed and state.current == 5
+
+
+async def test_max_tokens_past_any_model_is_a_400() -> None:
+    """A max_tokens no model's C int can hold is refused at the edge, not failed at the origin as a 5xx."""
+    rig = Rig()
+    raw = json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10**300}).encode()
+    error = refusal(await rig.send(await rig.key("acme"), raw=raw), 400)
+    assert error["param"] == "max_tokens" and not rig.origin.requests
