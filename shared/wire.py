@@ -66,15 +66,41 @@ MAX_JSON_DEPTH = 64  # an OpenAI request nests about 6 deep; tool schemas a litt
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether parsed JSON nests arrays and objects more than ``limit`` deep: level by level, no recursion."""
-    level = [value] if type(value) is dict or type(value) is list else []
-    for _ in range(limit):
-        if not level:
-            return False
-        level = [child for node in level for child in (node.values() if type(node) is dict else node)
-                 if type(child) is dict or type(child) is list]
-    return bool(level)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep, decided before parsing: json.loads
+    recurses in C, and in Pyodide a deep enough body exhausts the WebAssembly stack, a fatal error rather
+    than a RecursionError. First over the brackets alone (a C-speed ``translate``, then a loop that stops
+    at the limit); brackets inside strings can only make that count higher, so only a body it flags is
+    scanned again with strings skipped."""
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit or not _exceeds(brackets, limit):
+        return False
+    return _exceeds(raw, limit, strings=True)
+
+
+def _exceeds(data: bytes, limit: int, *, strings: bool = False) -> bool:
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x5B or byte == 0x7B:  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte == 0x5D or byte == 0x7D:  # ] }
+            depth -= 1
+        elif strings and byte == 0x22:
+            in_string = True
+    return False
 
 
 def _lone_surrogate(value: Any) -> bool:
@@ -96,11 +122,13 @@ def loads_json(body: bytes | str) -> Any:
 
     ``json.loads`` alone raises RecursionError on deep nesting, a bare ValueError past 4,300 integer
     digits (CPython's int-to-str guard), and accepts lone UTF-16 surrogates (``\\ud800``, or raw bytes ED A0 80 via its
-    ``surrogatepass`` decoding) that then crash whatever encodes the text. The walks over the parsed value
-    run only when a C-speed scan of the bytes says they could find something (more brackets than the depth
-    limit; a ``\\ud8xx``-style escape), so a typical body pays for neither.
+    ``surrogatepass`` decoding) that then crash whatever encodes the text. The slower checks run only
+    when a C-speed look at the bytes says they could find something (more brackets than the depth limit;
+    a ``\\ud8xx``-style escape), so a typical body pays for neither.
     """
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if _too_deep(raw, MAX_JSON_DEPTH):
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     try:
         text = raw.decode("utf-8")  # strict: refuses encoded surrogates and other invalid UTF-8
     except UnicodeDecodeError as exc:
@@ -109,15 +137,13 @@ def loads_json(body: bytes | str) -> Any:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise WireError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # not reached past the depth check; kept so a str body can never crash
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep") from exc
     except WireError:
         raise
     except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
         raise WireError("the body holds an integer too long to read (over 4,300 digits); send numbers of a "
                         "sensible size") from exc
-    except RecursionError as exc:  # the C scanner's own guard (it counts C stack, so Pyodide is safe too)
-        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep") from exc
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(data, MAX_JSON_DEPTH):
-        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     if (b"\\ud" in raw or b"\\uD" in raw) and _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(data):
         raise WireError("the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair); "
                         "send valid Unicode text")
