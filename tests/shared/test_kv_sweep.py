@@ -54,3 +54,22 @@ def test_a_bounded_sweep_reads_a_bounded_number_of_records(tmp_path: Path) -> No
     assert store.sweep(batch=100, max_scan=20) == 20
     assert store.sweep(batch=100, max_scan=20) == 20
     assert store.sweep(batch=100, max_scan=20) == 10
+
+
+def test_a_full_store_reclaims_expired_entries_before_refusing(tmp_path: Path) -> None:
+    """When the map is full of expired entries, the put reclaims them and succeeds."""
+    now = [1_000_000.0]
+    store = LmdbKV(tmp_path, map_size=256 * 1024, clock=lambda: now[0])
+    from shared.kv import KVStorageFull
+
+    written = 0
+    try:
+        for i in range(10_000):
+            store.put(f"ans/t/{i:05d}", b"x" * 2000, expiration_ttl=60)
+            written += 1
+    except KVStorageFull:
+        pass
+    assert 0 < written < 10_000
+    now[0] += 120  # everything written has expired
+    store.put("ans/t/new", b"x" * 2000, expiration_ttl=60)
+    assert store.get("ans/t/new") is not None
