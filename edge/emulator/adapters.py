@@ -61,6 +61,11 @@ class HttpxOriginClient:
             upstream = await self._client.send(
                 self._client.build_request(request.method, request.path, content=request.body,
                                            headers=request.headers, timeout=timeout), stream=True)
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+            # Refused by our own HTTP client before anything was sent (a header it cannot write): the
+            # request's fault, not the origin's, so it must not count towards opening the breaker.
+            raise errors.UnsendableRequest(f"this request cannot be sent to the origin ({exc})",
+                                           code="unforwardable_request") from exc
         except httpx.TimeoutException as exc:
             raise errors.UpstreamTimeout(f"the origin did not answer within {request.timeout_s:g}s",
                                          code="origin_timeout") from exc

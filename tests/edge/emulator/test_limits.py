@@ -162,3 +162,18 @@ class TestLmdbRateLimiter:
 
         limiter = LmdbRateLimiter(tmp_path, clock=lambda: 1_000_000.0)
         assert [(await limiter.acquire("ü" * 600, 1, 60)).allowed for _ in range(2)] == [True, False]
+
+
+async def test_a_request_httpx_refuses_to_write_is_not_an_origin_failure() -> None:
+    """httpx's LocalProtocolError (raised before sending) becomes a 400 and leaves the breaker closed."""
+    from edge import errors
+    from edge.emulator.adapters import HttpxOriginClient
+    from edge.ports import OriginRequest
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError("Illegal header value b'acme '")
+
+    client = HttpxOriginClient("http://o", transport=httpx.MockTransport(refuse))
+    with pytest.raises(errors.UnsendableRequest) as info:
+        await client.send(OriginRequest("/v1/chat/completions", b"{}"))
+    assert not isinstance(info.value, errors.UpstreamError) and info.value.status == 400
