@@ -122,16 +122,28 @@ class LmdbKV:
         metadata_raw = kv_rules.check_metadata(metadata)
         kv_rules.check_ttl(expiration_ttl)
         expires = self._clock() + expiration_ttl if expiration_ttl is not None else None
+        record = _pack(bytes(value), metadata_raw, expires, long_name)
         try:
-            with self._env.begin(db=self._db, write=True) as txn:
-                txn.put(db_key, _pack(bytes(value), metadata_raw, expires, long_name))
-        except lmdb.MapFullError as exc:
-            raise kv_rules.KVStorageFull(
-                f"the local KV at {self.path} is full ({self._env.info()['map_size']} bytes); "
-                "nothing was written. Raise --kv-map-size or remove old entries") from exc
+            self._write(db_key, record)
+        except lmdb.MapFullError:
+            # Full: reclaim every expired entry first (a whole pass, only here), then try once more.
+            freed = self.sweep(batch=1 << 30)
+            try:
+                if not freed:
+                    raise
+                self._write(db_key, record)
+            except lmdb.MapFullError as exc:
+                raise kv_rules.KVStorageFull(
+                    f"the local KV at {self.path} is full ({self._env.info()['map_size']} bytes) even with "
+                    "expired entries reclaimed; nothing was written. Delete entries you no longer need, or "
+                    "start from a fresh data directory") from exc
         self._puts += 1
         if self._puts % SWEEP_EVERY == 0:
             self.sweep(batch=SWEEP_SCAN, max_scan=SWEEP_SCAN)
+
+    def _write(self, db_key: bytes, record: bytes) -> None:
+        with self._env.begin(db=self._db, write=True) as txn:
+            txn.put(db_key, record)
 
     def delete(self, key: str) -> None:
         db_key, _ = _db_key(kv_rules.check_key(key))

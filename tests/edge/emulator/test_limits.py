@@ -1,5 +1,4 @@
-"""Request-head limits on a real uvicorn server (127.0.0.1), driven by a raw socket client; and the
-emulator's ASGI front: repeated headers joined as Fetch does, /metrics only with the operator's token."""
+"""Request-head limits on a real uvicorn server (127.0.0.1), driven by a raw socket client."""
 
 from __future__ import annotations
 
@@ -7,17 +6,13 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
 from eaves.stack import free_port
-from edge.emulator.asgi import EdgeASGI, joined_headers
 from edge.emulator.limits import BoundedHttpToolsProtocol, uvicorn_options
-from shared.local_stack import LocalStack
 
 LIMIT = 4096
 
@@ -123,57 +118,3 @@ class TestRequestHeadLimits:
     def test_uvicorn_options_name_the_bounded_protocol(self) -> None:
         """`eaves edge` and `eaves origin` pass these options to uvicorn."""
         assert uvicorn_options()["http"] is BoundedHttpToolsProtocol
-
-
-class TestEmulatorFront:
-    def test_repeated_headers_are_joined_like_fetch(self) -> None:
-        """Two Authorization fields reach the core as one value with ', ' (then refused there)."""
-        raw = [(b"authorization", b"Bearer a"), (b"authorization", b"Bearer b"), (b"x", b"1")]
-        assert joined_headers(raw) == {"authorization": "Bearer a, Bearer b", "x": "1"}
-
-    async def test_metrics_need_the_operator_token(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """On the client-facing port, /metrics answers 401 JSON without the token, Prometheus text with it."""
-        monkeypatch.setenv("EAVES_INTENT", "off")
-        app = EdgeASGI(tmp_path, {"EAVES_METRICS_DIR": str(tmp_path / "m"), "EAVES_INTENT": "off",
-                                  "EAVES_LOG": "off"})
-        token = LocalStack(tmp_path).metrics_token()
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
-            refused = await client.get("/metrics", headers={"authorization": "Bearer eav_client_key"})
-            allowed = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
-        assert refused.status_code == 401 and refused.json()["error"]["code"] == "metrics_token_required"
-        assert allowed.status_code == 200 and "eaves_edge" in allowed.text
-
-
-class TestLmdbRateLimiter:
-    async def test_budgets_of_different_tiers_share_one_counter(self, tmp_path: Path) -> None:
-        """The emulator's counters are named by the core alone: a free (2) and a pro (3) key of one tenant
-        together get 3 requests, not 5."""
-        from edge.emulator.adapters import LmdbRateLimiter
-        from edge.ratelimit import rate_limit_key
-
-        limiter = LmdbRateLimiter(tmp_path, clock=lambda: 1_000_000.0)
-        name = rate_limit_key("acme", "chat")
-        allowed = [(await limiter.acquire(name, limit, 60)).allowed for limit in (2, 3, 2, 3, 3)]
-        assert allowed == [True, True, False, True, False]
-
-    async def test_overlong_names_are_hashed_not_refused(self, tmp_path: Path) -> None:
-        """A counter name past LMDB's 511-byte key limit still counts (hashed), never raises."""
-        from edge.emulator.adapters import LmdbRateLimiter
-
-        limiter = LmdbRateLimiter(tmp_path, clock=lambda: 1_000_000.0)
-        assert [(await limiter.acquire("ü" * 600, 1, 60)).allowed for _ in range(2)] == [True, False]
-
-
-async def test_a_request_httpx_refuses_to_write_is_not_an_origin_failure() -> None:
-    """httpx's LocalProtocolError (raised before sending) becomes a 400 and leaves the breaker closed."""
-    from edge import errors
-    from edge.emulator.adapters import HttpxOriginClient
-    from edge.ports import OriginRequest
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.LocalProtocolError("Illegal header value b'acme '")
-
-    client = HttpxOriginClient("http://o", transport=httpx.MockTransport(refuse))
-    with pytest.raises(errors.UnsendableRequest) as info:
-        await client.send(OriginRequest("/v1/chat/completions", b"{}"))
-    assert not isinstance(info.value, errors.UpstreamError) and info.value.status == 400
