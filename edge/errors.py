@@ -3,7 +3,7 @@
     EdgeError
     ├── BadRequest (400)          malformed JSON, wrong fields, prompt too long, conflicting credentials
     │   ├── PayloadTooLarge (413)
-    │   ├── RequestHeadersTooLarge (431)
+    │   ├── RequestHeadersTooLarge (431) / RequestTimeout (408)   (the local servers' head limits)
     │   └── UnsendableRequest (400) the request cannot be put on the wire to the origin (the caller's
     │                                data, e.g. a tenant name no HTTP header can carry): never an origin failure
     ├── UnsupportedMediaType (415)
@@ -53,6 +53,10 @@ class PayloadTooLarge(BadRequest):
 
 class RequestHeadersTooLarge(BadRequest):
     status = 431
+
+
+class RequestTimeout(BadRequest):
+    status = 408
 
 
 class UnsendableRequest(BadRequest):

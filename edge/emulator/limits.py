@@ -17,9 +17,10 @@ text; the deadline is then uvicorn's keep-alive timeout only).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from typing import Any
+
+from edge.errors import EdgeError, RequestHeadersTooLarge, RequestTimeout
 
 MAX_HEADER_BYTES = int(os.environ.get("EAVES_MAX_HEADER_BYTES", str(32 * 1024)))
 HEADER_TIMEOUT_S = float(os.environ.get("EAVES_HEADER_TIMEOUT_S", "10"))
@@ -32,13 +33,12 @@ except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
     HAVE_HTTPTOOLS = False
 
 
-def error_response(status: int, reason: str, message: str, code: str) -> bytes:
-    """A complete HTTP/1.1 response in the shape every other error takes, closing the connection."""
-    request_id = os.urandom(8).hex()
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code,
-                                 "param": None}}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"x-request-id: {request_id}\r\nconnection: close\r\n\r\n")
+def error_response(error: EdgeError, reason: str) -> bytes:
+    """A complete HTTP/1.1 response carrying ``error`` as every other error is carried, closing the connection."""
+    response = error.to_response()
+    body = response.body if isinstance(response.body, bytes) else b""
+    head = (f"HTTP/1.1 {error.status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nx-request-id: {os.urandom(8).hex()}\r\nconnection: close\r\n\r\n")
     return head.encode("ascii") + body
 
 
@@ -95,10 +95,9 @@ if HAVE_HTTPTOOLS:
                 super().send_400_response(msg)
 
         def _refuse_too_large(self) -> None:
-            self._refuse(error_response(
-                431, "Request Header Fields Too Large",
+            self._refuse(error_response(RequestHeadersTooLarge(
                 f"the request line and headers hold over {self.max_header_bytes} bytes, the most this server "
-                "accepts; send fewer or shorter headers", "headers_too_large"))
+                "accepts; send fewer or shorter headers", code="headers_too_large"), "Request Header Fields Too Large"))
 
         def _head_timeout(self) -> None:
             self._head_timer = None
@@ -110,9 +109,9 @@ if HAVE_HTTPTOOLS:
                 self._refused = True
                 self.transport.close()  # an idle connection that never asked anything
                 return
-            self._refuse(error_response(
-                408, "Request Timeout",
-                f"the request's headers did not arrive within {self.header_timeout_s:g}s", "header_timeout"))
+            self._refuse(error_response(RequestTimeout(
+                f"the request's headers did not arrive within {self.header_timeout_s:g}s; send the whole head at "
+                "once", code="header_timeout"), "Request Timeout"))
 
         def _refuse(self, response: bytes) -> None:
             self._refused = True
