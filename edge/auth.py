@@ -182,5 +182,5 @@ def _credentials(headers: Any) -> str:
                            code="missing_credentials")
     if len(token) > MAX_CREDENTIAL_CHARS or not (token.isascii() and token.isprintable()) or " " in token:
         raise Unauthorized("the credential is malformed: an API key or JWT is printable ASCII without spaces",
-                           code="invalid_api_key")
+                           code="malformed_credentials")
     return token

@@ -75,7 +75,7 @@ class LmdbReplayGuard:
     def _sweep(self, txn: object, now: float) -> None:
         """Delete up to SWEEP_BATCH expired nonces, reading at most 4 x that many: bounded work per call."""
         cursor = txn.cursor()  # type: ignore[attr-defined]
-        doomed = []
+        doomed: list[bytes] = []
         found = cursor.set_range(self._sweep_from) if self._sweep_from else cursor.first()
         scanned = 0
         while found and scanned < 4 * SWEEP_BATCH and len(doomed) < SWEEP_BATCH:

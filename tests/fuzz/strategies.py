@@ -88,3 +88,12 @@ header_names = st.sampled_from(["x-request-id", "x-request-id", "x-eaves-locale"
                                 "prefer", "accept", "x-eaves-tenant", "x-eaves-cache-key", "content-type",
                                 "x-api-key", "authorization"])
 extra_headers = st.lists(st.tuples(header_names, header_value), max_size=3)
+
+# JWTs: well signed with random claims and header fields (tenant, tier, kid, alg of any value), or forged
+# spellings of the same token (padding, standard alphabet, junk segments).
+jwt_claims = st.fixed_dictionaries({}, optional={"tenant": text | json_values, "tier": text | json_values,
+                                                  "sub": text | json_values, "exp": json_values,
+                                                  "nbf": json_values, "aud": json_values})
+jwt_headers = st.fixed_dictionaries({}, optional={"kid": text | json_values, "alg": text | json_values,
+                                                   "crit": json_values, "typ": text})
+jwt_mangle = st.sampled_from(["", "pad", "standard", "junk-signature", "junk-header"])

@@ -18,18 +18,23 @@ from hypothesis import strategies as st
 from edge.emulator.adapters import AsyncLmdbKV, HttpxOriginClient
 from edge.emulator.asgi import EdgeASGI
 from edge.http import EdgeRequest, EdgeResponse
+from edge.jwt import JwtConfig, JwtKey
+from edge.memory import ManualClock
 from origin.app import OriginState, build_app
 from origin.generators.simulator import SimulatedGenerator
 from origin.writeback import KVAnswerWriter
 from shared.kv_lmdb import LmdbKV
 from shared.local_stack import LocalStack
-from tests.fuzz.strategies import bodies, budget, extra_headers, header_value
+from tests.fuzz.strategies import bodies, budget, extra_headers, header_value, jwt_claims, jwt_headers, jwt_mangle
+from tests.tokens import mint
 from tests.world import World, make_world
+
+JWT_SECRET = "fuzz-jwt-secret-0123456789abcdef0123"
 
 PATHS = st.sampled_from(["/v1/chat/completions"] * 6 + ["/v1/jobs/job_" + "0" * 32, "/v1/jobs/x", "/healthz",
                                                          "/nope", "/v1/chat/completions/"])
 METHODS = st.sampled_from(["POST"] * 6 + ["GET", "PUT", "DELETE"])
-CREDENTIALS = st.sampled_from(["good", "good", "good", "none", "both", "random"])
+CREDENTIALS = st.sampled_from(["good", "good", "good", "none", "both", "random", "jwt", "jwt"])
 
 
 def check(status: int, content_type: str, body: bytes, request_id: str | None) -> dict[str, Any] | None:
@@ -44,7 +49,28 @@ def check(status: int, content_type: str, body: bytes, request_id: str | None) -
     return error
 
 
+def fuzz_jwt(claims: dict[str, Any], header: dict[str, Any], mangle: str, now: float) -> str:
+    claims = {"tenant": "acme", "tier": "pro", "exp": now + 600, **claims}
+    token = mint(claims, secret=JWT_SECRET, header=header)
+    head, payload, signature = token.split(".")
+    if mangle == "pad":
+        return token + "=="
+    if mangle == "standard":
+        return f"{head}.{payload}.{signature.replace('-', '+').replace('_', '/')}"
+    if mangle == "junk-signature":
+        return f"{head}.{payload}.{signature[::-1]}é"
+    if mangle == "junk-header":
+        return f"eyJ{payload}.{head}.{signature}"
+    return token
+
+
+# Minted at the manual clocks' start (edge.memory.ManualClock), so the default exp is in the future.
+jwts = st.builds(fuzz_jwt, jwt_claims, jwt_headers, jwt_mangle, st.just(ManualClock().now()))
+
+
 def credential_headers(kind: str, good: str, token: str) -> list[tuple[str, str]]:
+    if kind == "jwt":
+        return [("authorization", f"Bearer {token}")]
     if kind == "good":
         return [("authorization", f"Bearer {good}")]
     if kind == "both":
@@ -54,17 +80,20 @@ def credential_headers(kind: str, good: str, token: str) -> list[tuple[str, str]
     return []
 
 
-request_parts = st.tuples(METHODS, PATHS, bodies, extra_headers, CREDENTIALS, header_value)
+request_parts = st.tuples(METHODS, PATHS, bodies, extra_headers, CREDENTIALS, header_value, jwts)
 
 
 @budget(300)
 @given(request_parts)
-def test_memory_runtime_survives_anything(parts: tuple[str, str, bytes, list[tuple[str, str]], str, str]) -> None:
-    """Edge core on the memory runtime with the real origin app behind it."""
-    method, path, body, extra, kind, token = parts
+def test_memory_runtime_survives_anything(parts: tuple[str, str, bytes, list[tuple[str, str]], str, str, str]
+                                         ) -> None:
+    """Edge core on the memory runtime with the real origin app behind it; JWTs on."""
+    method, path, body, extra, kind, token, jwt = parts
+    token = jwt if kind == "jwt" else token
 
     async def run() -> None:
-        world: World = await make_world()
+        world: World = await make_world(jwt=JwtConfig(keys=[JwtKey("HS256", secret=JWT_SECRET.encode())]),
+                                        clock=ManualClock())
         headers = dict([("content-type", "application/json"), *credential_headers(kind, world.keys["acme"], token)])
         for name, value in extra:  # repeated fields joined, as the adapters deliver them
             headers[name] = f"{headers[name]}, {value}" if name in headers and name != "content-type" else value
@@ -104,10 +133,11 @@ def stored(store: LmdbKV) -> int:
 @budget(200)
 @given(request_parts)
 def test_emulator_front_survives_anything(emulator: tuple[EdgeASGI, LmdbKV, str],
-                                         parts: tuple[str, str, bytes, list[tuple[str, str]], str, str]) -> None:
+                                         parts: tuple[str, str, bytes, list[tuple[str, str]], str, str, str]) -> None:
     """The emulator's ASGI app, raw header bytes and repeated fields included."""
     app, store, key = emulator
-    method, path, body, extra, kind, token = parts
+    method, path, body, extra, kind, token, jwt = parts
+    token = jwt if kind == "jwt" else token
     raw_headers = [(b"content-type", b"application/json")]
     raw_headers += [(n.encode(), v.encode("latin-1")) for n, v in credential_headers(kind, key, token)]
     raw_headers += [(n.encode(), v.encode("latin-1")) for n, v in extra]
