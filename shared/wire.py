@@ -28,12 +28,13 @@ CACHE_INTENT_HEADER = "x-eaves-intent"
 # A client's x-request-id is echoed, forwarded to the origin and logged: only a bounded, plain token is
 # taken as it is; anything else is replaced by a generated id (the request still goes through).
 MAX_REQUEST_ID_CHARS = 128
-_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:+/=@-]{{1,{MAX_REQUEST_ID_CHARS}}}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]+")
 
 
-def clean_request_id(value: str | None) -> str | None:
-    """``value`` when it is a usable request id, else None (the caller generates one)."""
-    return value if value and _REQUEST_ID.fullmatch(value) else None
+def clean_request_id(value: str | None, max_chars: int = MAX_REQUEST_ID_CHARS) -> str | None:
+    """``value`` when it is a usable request id, else None (the caller generates one). The origin allows a
+    little more, for the edge's own suffixes (``<id>-refresh``)."""
+    return value if value and len(value) <= max_chars and _REQUEST_ID.fullmatch(value) else None
 
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
