@@ -45,6 +45,12 @@ class Stack:
     edge: Server | None = None
     origin: Server | None = None
     servers: list[Server] = field(default_factory=list)
+    metrics_token: str = ""
+
+    @property
+    def operator_headers(self) -> dict[str, str]:
+        """What /metrics (edge and origin) and the origin's /healthz totals ask of a scraper."""
+        return {"authorization": f"Bearer {self.metrics_token}"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -122,7 +128,9 @@ def running_stack(data_dir: Path, *, host: str = "127.0.0.1", edge_port: int | N
         origin_args = [*origin_args, "--generator", "simulator"]
     edge_port = edge_port or free_port(host)
     log_dir = data_dir / "logs"
-    stack = Stack()
+    from shared.local_stack import LocalStack
+
+    stack = Stack(metrics_token=LocalStack(data_dir).metrics_token())
     try:
         stack.origin = start_server(
             "origin", ["origin", "--host", host, "--origin-port", str(origin_port), "--data-dir", str(data_dir),

@@ -47,13 +47,13 @@ from edge.breaker import CircuitBreaker
 from edge.coalesce import Coalescer
 from edge.freshness import freshness, parse_cache_control
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
-from edge.parsing import RequestParser
+from edge.parsing import LOCALE_HEADER, RequestParser, check_locale, is_json_media_type
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
-from edge.ratelimit import rate_limit_headers
+from edge.ratelimit import rate_limit_headers, rate_limit_key
 from edge.settings import EdgeSettings
 from edge.timing import Timing
 from shared import signing, sse, wire
-from shared.cache_keys import AnswerKeys, key_scope, rate_limit_key
+from shared.cache_keys import AnswerKeys, key_scope
 from shared.intent.routing import (
     CacheEverything,
     Intent,
@@ -105,11 +105,11 @@ class EdgeApp:
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
-        request_id = request.headers.get(wire.REQUEST_ID_HEADER) or os.urandom(8).hex()
+        request_id = wire.clean_request_id(request.headers.get(wire.REQUEST_ID_HEADER)) or os.urandom(8).hex()
         try:
             if request.path == CHAT_PATH:
                 if request.method != "POST":
-                    raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only")
+                    raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only", headers=[("allow", "POST")])
                 response = await self._chat(request, request_id, timing)
                 if response.status == 200 and response.content_type.startswith(sse.MEDIA_TYPE):
                     response.body = streaming.shape_usage(response.body, _wants_usage(request.body))
@@ -127,9 +127,12 @@ class EdgeApp:
                 response.headers += limit_headers
             elif request.path.startswith(jobs.JOBS_PATH):
                 if request.method != "GET":
-                    raise errors.MethodNotAllowed(f"{jobs.JOBS_PATH}{{id}} accepts GET only")
+                    raise errors.MethodNotAllowed(f"{jobs.JOBS_PATH}{{id}} accepts GET only",
+                                                  headers=[("allow", "GET")])
                 principal = await self.auth.authenticate(request.headers)
+                limit_headers = await self._rate_limit(principal, "jobs")
                 response = await jobs.job_status(self.kv, principal.tenant, request.path)
+                response.headers += limit_headers
             elif request.path == "/healthz":
                 response = json_response(200, {"status": "ok", "breaker": self.breaker.state})
             else:
@@ -154,23 +157,23 @@ class EdgeApp:
                     translate: Callable[[bytes], bytes] | None = None) -> EdgeResponse:
         """The chat pipeline; ``translate`` turns another API's body into a chat body after auth."""
         settings = self.settings
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("application/json"):
-            raise errors.UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'",
-                                              code="unsupported_media_type")
-        if len(request.body) > settings.max_body_bytes:
-            raise errors.PayloadTooLarge(f"request body is {len(request.body)} bytes; this edge accepts at "
-                                         f"most {settings.max_body_bytes}", code="body_too_large")
-
+        # Who is asking comes first: an unauthenticated caller learns nothing about this edge's limits.
         principal = await self.auth.authenticate(request.headers)
         timing.mark("auth")
         timing.tenant = principal.tenant
+        if not is_json_media_type(request.headers.get("content-type", "")):
+            raise errors.UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'",
+                                              code="unsupported_media_type")
+        if len(request.body) > settings.max_body_bytes:
+            raise errors.PayloadTooLarge(f"request body is over {settings.max_body_bytes} bytes, the most this "
+                                         "edge accepts", code="body_too_large")
         limit_headers = await self._rate_limit(principal)
         timing.mark("ratelimit")
 
         try:
             chat_body = request.body if translate is None else translate(request.body)
-            chat, digest = self.parser.parse(chat_body, request.headers.get("x-eaves-locale", ""))
+            locale = check_locale(request.headers.get(LOCALE_HEADER, ""))
+            chat, digest = self.parser.parse(chat_body, locale)
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
         end_user = principal.end_user(chat.user)
@@ -248,11 +251,11 @@ class EdgeApp:
 
     # ------------------------------------------------------------------ steps
 
-    async def _rate_limit(self, principal: Principal) -> list[tuple[str, str]]:
+    async def _rate_limit(self, principal: Principal, scope: str = "chat") -> list[tuple[str, str]]:
         tier = self.settings.tiers.get(principal.tier)
         if tier is None:
             raise errors.Forbidden(f"tier {principal.tier!r} is not configured on this edge", code="unknown_tier")
-        decision = await self.limiter.acquire(rate_limit_key(principal.tenant, "chat"), tier.limit, tier.window_s)
+        decision = await self.limiter.acquire(rate_limit_key(principal.tenant, scope), tier.limit, tier.window_s)
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             raise errors.RateLimited(f"rate limit of {tier.limit} requests per {tier.window_s}s exceeded for "
@@ -347,8 +350,12 @@ class EdgeApp:
 
     def _signed(self, body: bytes, headers: dict[str, str], timeout_s: float, stream: bool = False) -> OriginRequest:
         # Signed: body, path and every x-eaves-* header; the origin refuses anything else.
-        headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, body,
-                                    self.clock.now(), headers))
+        try:
+            headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, body,
+                                        self.clock.now(), headers))
+        except signing.SigningError as exc:  # the caller's data, not the origin: never a breaker failure
+            raise errors.UnsendableRequest(f"this request cannot be forwarded to the origin: {exc}",
+                                           code="unforwardable_request") from exc
         return OriginRequest(ORIGIN_CHAT_PATH, body, headers, timeout_s=timeout_s, stream=stream)
 
     async def _fetch_models(self) -> OriginResponse:
@@ -365,6 +372,9 @@ class EdgeApp:
             upstream = await self.origin.send(request)
         except errors.UpstreamError:
             self.breaker.record_failure()
+            raise
+        except BaseException:
+            self.breaker.record_neither()  # refused before it was sent: says nothing about the origin
             raise
         if upstream.status >= 500:
             self.breaker.record_failure()

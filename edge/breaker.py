@@ -63,6 +63,12 @@ class CircuitBreaker:
         self._failures = 0
         self._probe_started = None
 
+    def record_neither(self) -> None:
+        """The request allowed through never reached the origin (it could not be built or sent): no
+        verdict on the origin, and a probe slot it held is free again at once."""
+        if self._state == "half_open":
+            self._probe_started = None
+
     def record_failure(self) -> None:
         self._failures += 1
         if self._state == "half_open" or self._failures >= self.failure_threshold:

@@ -1,8 +1,11 @@
 """The edge's error hierarchy. Every error maps to one HTTP status and an OpenAI-style JSON body.
 
     EdgeError
-    ├── BadRequest (400)          malformed JSON, wrong fields, prompt too long
-    │   └── PayloadTooLarge (413)
+    ├── BadRequest (400)          malformed JSON, wrong fields, prompt too long, conflicting credentials
+    │   ├── PayloadTooLarge (413)
+    │   ├── RequestHeadersTooLarge (431) / RequestTimeout (408)   (the local servers' head limits)
+    │   └── UnsendableRequest (400) the request cannot be put on the wire to the origin (the caller's
+    │                                data, e.g. a tenant name no HTTP header can carry): never an origin failure
     ├── UnsupportedMediaType (415)
     ├── Unauthorized (401)        missing, unknown, expired or forged credentials
     ├── Forbidden (403)
@@ -46,6 +49,18 @@ class BadRequest(EdgeError):
 
 class PayloadTooLarge(BadRequest):
     status = 413
+
+
+class RequestHeadersTooLarge(BadRequest):
+    status = 431
+
+
+class RequestTimeout(BadRequest):
+    status = 408
+
+
+class UnsendableRequest(BadRequest):
+    pass
 
 
 class UnsupportedMediaType(BadRequest):
@@ -103,4 +118,9 @@ class Unavailable(UpstreamError):
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', "'")
+    # A header value must be Latin-1 to be sent at all, and messages quote untrusted input (a token's
+    # kid, alg or tier): anything outside printable ASCII is escaped so the 401 itself can never fail.
+    text = text.replace("\\", "\\\\").replace('"', "'")
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in text)

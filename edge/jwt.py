@@ -6,14 +6,17 @@ change how a key is used, so ``alg: none`` and HS256-signed-with-the-RSA-public-
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
-import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge.rsa import RsaPublicKey, b64url_decode, load_rsa_public_key
+from edge.rsa import RsaPublicKey, load_rsa_public_key
+from shared.wire import WireError, loads_json
 
 Algorithm = Literal["HS256", "RS256"]
 MAX_TOKEN_BYTES = 8192
@@ -70,6 +73,32 @@ class JwtConfig:
     required_claims: tuple[str, ...] = field(default=("exp",))
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def segment_decode(segment: str) -> bytes:
+    """One JWS segment: base64url without padding (RFC 7515 §2), in its one canonical spelling.
+
+    Python's decoder also takes ``=`` padding, the standard alphabet's ``+``/``/`` and non-zero
+    trailing bits, so one signature would have many spellings; only the canonical one is accepted.
+    """
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not unpadded base64url") from exc
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise ValueError("not canonical base64url (non-zero trailing bits)")
+    return raw
+
+
+def _shown(value: Any) -> str:
+    """A header field quoted in an error message: bounded, whatever the token carried."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2 and token.startswith("eyJ")
 
@@ -79,29 +108,32 @@ def verify_jwt(token: str, config: JwtConfig, now: float) -> dict[str, Any]:
         raise JwtError("token is too long")
     try:
         header_b64, payload_b64, signature_b64 = token.split(".")
-        header = json.loads(b64url_decode(header_b64))
-        signature = b64url_decode(signature_b64)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JwtError("token is not a well-formed JWT") from exc
+        header = loads_json(segment_decode(header_b64))
+        signature = segment_decode(signature_b64)
+    except WireError as exc:
+        raise JwtError(f"token header is not valid JSON: {exc}") from exc
+    except ValueError as exc:
+        raise JwtError("token is not a well-formed JWT: each segment must be unpadded base64url "
+                       "(RFC 7515)") from exc
     if not isinstance(header, dict):
         raise JwtError("token header is not a JSON object")
     alg = header.get("alg")
     if alg not in ("HS256", "RS256"):
-        raise JwtError(f"token algorithm {alg!r} is not accepted (HS256 or RS256 only)")
+        raise JwtError(f"token algorithm {_shown(alg)} is not accepted (HS256 or RS256 only)")
     if "crit" in header:
         raise JwtError("token has critical header extensions this edge does not understand")
     kid = header.get("kid")
     candidates = [k for k in config.keys if k.alg == alg and (kid is None or k.kid is None or k.kid == kid)]
     if not candidates:
-        raise JwtError(f"no {alg} key configured" + (f" with kid {kid!r}" if kid else ""))
+        raise JwtError(f"no {alg} key configured" + (f" with kid {_shown(kid)}" if kid else ""))
     signing_input = f"{header_b64}.{payload_b64}".encode()
     if not any(key.verify(signing_input, signature) for key in candidates):
         raise JwtError("token signature is invalid")
 
     try:
-        claims = json.loads(b64url_decode(payload_b64))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JwtError("token payload is not JSON") from exc
+        claims = loads_json(segment_decode(payload_b64))
+    except ValueError as exc:  # WireError is one
+        raise JwtError("token payload is not valid JSON in unpadded base64url") from exc
     if not isinstance(claims, dict):
         raise JwtError("token payload is not a JSON object")
     _check_claims(claims, config, now)

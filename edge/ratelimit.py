@@ -6,6 +6,7 @@ cost of two integers per key. The math is pure; stores keep the state and make t
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -17,19 +18,31 @@ class WindowState:
     window: int  # index of the current window (floor(now / window_s))
     current: int
     previous: int
+    window_s: int = 0  # the window length the indexes count in (0: written before it was recorded)
 
     def pack(self) -> bytes:
-        return f"{self.window},{self.current},{self.previous}".encode()
+        return f"{self.window},{self.current},{self.previous},{self.window_s}".encode()
 
     @classmethod
     def unpack(cls, raw: bytes | None) -> WindowState | None:
         if not raw:
             return None
         try:
-            window, current, previous = raw.split(b",")
-            return cls(int(window), int(current), int(previous))  # no generator: this runs on every request
+            parts = raw.split(b",")
+            if len(parts) == 3:
+                return cls(int(parts[0]), int(parts[1]), int(parts[2]))
+            window, current, previous, window_s = parts
+            return cls(int(window), int(current), int(previous), int(window_s))  # no generator: every request
         except ValueError:
             return None
+
+
+def rate_limit_key(tenant: str, scope: str) -> str:
+    """The counter's name: one per tenant and scope, whatever tier the caller's key has (so holding keys
+    of several tiers never multiplies a tenant's budget), and the same short ASCII length for every
+    tenant name (LMDB keys stop at 511 bytes, and a binding's key should not carry user text)."""
+    digest = hashlib.sha256(tenant.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"rl/{digest}/{scope}"
 
 
 def sliding_window(state: WindowState | None, now: float, limit: int, window_s: int
@@ -38,6 +51,9 @@ def sliding_window(state: WindowState | None, now: float, limit: int, window_s: 
     so a client that backs off as told by Retry-After gets through on time."""
     index = int(now // window_s)
     elapsed = now - index * window_s
+    if state is not None and state.window_s and state.window_s != window_s:
+        # One tenant, keys of tiers with different windows: carry what was counted into this window.
+        state = WindowState(index, math.ceil(_estimate(state, now)), 0, window_s)
     if state is None or state.window < index - 1:
         current, previous = 0, 0
     elif state.window == index - 1:
@@ -52,7 +68,18 @@ def sliding_window(state: WindowState | None, now: float, limit: int, window_s: 
         decision = RateDecision(True, limit, remaining, window_s - elapsed)
     else:
         decision = RateDecision(False, limit, 0, _retry_after(current, previous, elapsed, limit, window_s))
-    return WindowState(index, current, previous), decision
+    return WindowState(index, current, previous, window_s), decision
+
+
+def _estimate(state: WindowState, now: float) -> float:
+    """The requests ``state`` counts at ``now``, in its own window length."""
+    index = int(now // state.window_s)
+    weight = 1.0 - (now - index * state.window_s) / state.window_s
+    if state.window == index:
+        return state.previous * weight + state.current
+    if state.window == index - 1:
+        return state.current * weight
+    return 0.0
 
 
 def _retry_after(current: int, previous: int, elapsed: float, limit: int, window_s: int) -> float:

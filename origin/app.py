@@ -1,12 +1,15 @@
 """The origin service: signed chat completions in, full generation, the answer written back to the KV.
 
-    POST /v1/chat/completions   only with the edge's signature (shared.signing); 401 otherwise.
+    POST /v1/chat/completions   only with the edge's signature (shared.signing), each signed request
+                                once (origin.replay); 401 otherwise, decided before the body is read.
                                 ``stream: true`` → OpenAI-format SSE as the model produces it;
                                 with a signed job header → 202 at once, generated in the background.
                                 ``tools`` → forwarded by a generator that can call tools, else a 400.
     GET  /v1/models[/{id}]      the models this origin answers to (signed, like the chat route)
-    GET  /healthz               liveness, which generator and KV writer run, and the totals
-    GET  /metrics               Prometheus metrics (origin.metrics), summed over worker processes
+    GET  /healthz               liveness and which generator and KV writer run; the totals only with
+                                the metrics token (``Authorization: Bearer <token>``)
+    GET  /metrics               Prometheus metrics (origin.metrics), summed over worker processes;
+                                metrics token required
 
 Identical requests in flight share one generation (``origin.flights``); the finished answer is
 stored once under the edge's cache key, the same bytes whether it was streamed or not.
@@ -15,6 +18,7 @@ stored once under the edge's cache key, the same bytes whether it was streamed o
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -35,6 +39,7 @@ from origin import jobs, metrics
 from origin.accounting import Prices, Totals, usage_block
 from origin.flights import Flight, Flights, request_key
 from origin.generators.base import TOOL_FIELDS, GenerationError, GenerationRequest, Generator
+from origin.replay import MemoryReplayGuard, ReplayGuard
 from origin.writeback import KVWriter, expiration_for, write_answer
 from shared import cache_keys, signing, sse, wire
 from shared.kv import KVError
@@ -58,6 +63,8 @@ class OriginState:
     totals: Totals = field(default_factory=Totals)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     started: int = field(default_factory=lambda: int(time.time()))  # the models' "created"
+    replay: ReplayGuard = field(default_factory=MemoryReplayGuard)
+    metrics_token: str = ""  # empty: /metrics and /healthz's totals are served to nobody
 
     @property
     def counters(self) -> dict[str, Any]:
@@ -117,17 +124,58 @@ def check_key_owner(key: str, tenant: str, user: str) -> None:
         raise ValueError("the cache key is outside the asking tenant's (or end user's) namespace")
 
 
+def _unsigned(exc: Exception) -> JSONResponse:
+    return error(401, f"this origin only serves the eaves edge: {exc}", "invalid_signature",
+                 "authentication_error", {"www-authenticate": 'EavesSignature realm="origin"'})
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes ``limit`` bytes (declared or not): the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _admit(state: OriginState, request: Request) -> bytes | Response:
+    """The signed body, or the refusal. Everything that can be judged from the headers is judged before a
+    byte of the body is read, and the body is read only up to the size limit."""
+    too_large = error(413, f"request body is over {state.max_body_bytes} bytes", "body_too_large")
+    try:
+        signing.check_headers(request.headers, state.clock())
+    except signing.SignatureError as exc:
+        return _unsigned(exc)
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit() or not declared.isascii():
+            return error(400, "Content-Length must be a decimal number of bytes", "invalid_content_length")
+        if int(declared) > state.max_body_bytes:
+            return too_large
+    body = await _read_body(request, state.max_body_bytes)
+    if body is None:
+        return too_large
+    try:
+        sent, nonce = signing.verify(state.secret, request.method, request.url.path, body, request.headers,
+                                     state.clock())
+    except signing.SignatureError as exc:
+        return _unsigned(exc)
+    if not state.replay.first_use(nonce, sent + signing.DEFAULT_SKEW_S + 1):
+        return _unsigned(signing.SignatureError("this signed request was already served (a replay); the edge "
+                                                "signs every request it sends afresh"))
+    return body
+
+
 async def chat_completions(request: Request) -> Response:
     state: OriginState = request.app.state.origin
-    body = await request.body()
-    try:
-        signing.verify(state.secret, request.method, request.url.path, body, request.headers, state.clock())
-    except signing.SignatureError as exc:
-        return error(401, f"this origin only serves the eaves edge: {exc}", "invalid_signature",
-                     "authentication_error", {"www-authenticate": 'EavesSignature realm="origin"'})
+    admitted = await _admit(state, request)
+    if isinstance(admitted, Response):
+        return admitted
+    body = admitted
     state.totals.requests += 1
-    if len(body) > state.max_body_bytes:
-        return error(413, f"request body is over {state.max_body_bytes} bytes", "body_too_large")
     try:
         chat = wire.parse_chat_request(body, default_model=state.default_model,
                                        max_prompt_chars=state.max_prompt_chars)
@@ -326,12 +374,9 @@ async def _sse(flight: Flight, include_usage: bool = False) -> AsyncIterator[byt
 async def list_models(request: Request) -> Response:
     """The model ids this origin answers to: its default model and the generator's own names."""
     state: OriginState = request.app.state.origin
-    body = await request.body()
-    try:
-        signing.verify(state.secret, request.method, request.url.path, body, request.headers, state.clock())
-    except signing.SignatureError as exc:
-        return error(401, f"this origin only serves the eaves edge: {exc}", "invalid_signature",
-                     "authentication_error", {"www-authenticate": 'EavesSignature realm="origin"'})
+    admitted = await _admit(state, request)
+    if isinstance(admitted, Response):
+        return admitted
     names = dict.fromkeys([state.default_model, *getattr(state.generator, "model_names", ())])
     models = [{"id": name, "object": "model", "created": state.started, "owned_by": "eaves"} for name in names]
     model_id = request.path_params.get("model_id")
@@ -343,10 +388,29 @@ async def list_models(request: Request) -> Response:
     return error(404, f"the model {model_id!r} does not exist here", "model_not_found", "not_found_error")
 
 
+def has_metrics_token(state: OriginState, request: Request) -> bool:
+    """``Authorization: Bearer <metrics token>``: usage, cost and traffic figures are the operator's."""
+    given = request.headers.get("authorization", "")
+    expected = f"Bearer {state.metrics_token}"
+    return bool(state.metrics_token) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                                             expected.encode())
+
+
 async def healthz(request: Request) -> Response:
     state: OriginState = request.app.state.origin
-    return JSONResponse({"status": "ok", "generator": state.generator.name, "writer": state.writer.name,
-                         "in_flight": len(state.flights), **state.counters})
+    body: dict[str, Any] = {"status": "ok", "generator": state.generator.name, "writer": state.writer.name}
+    if has_metrics_token(state, request):
+        body.update({"in_flight": len(state.flights), **state.counters})
+    return JSONResponse(body)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    state: OriginState = request.app.state.origin
+    if not has_metrics_token(state, request):
+        return error(401, "send the metrics token: 'Authorization: Bearer <token>' (eaves up prints it; it is "
+                     "in <data-dir>/eaves.json)", "metrics_token_required", "authentication_error",
+                     {"www-authenticate": 'Bearer realm="eaves-metrics"'})
+    return await metrics.metrics_endpoint(request)
 
 
 def build_app(state: OriginState) -> Starlette:
@@ -367,7 +431,7 @@ def build_app(state: OriginState) -> Starlette:
                             Route("/v1/models", list_models, methods=["GET"]),
                             Route("/v1/models/{model_id:path}", list_models, methods=["GET"]),
                             Route("/healthz", healthz, methods=["GET"]),
-                            Route("/metrics", metrics.metrics_endpoint, methods=["GET"])],
+                            Route("/metrics", metrics_endpoint, methods=["GET"])],
                     lifespan=lifespan,
                     middleware=[Middleware(metrics.ObserveRequests)])
     app.state.origin = state
@@ -415,6 +479,7 @@ def generator_from_env(environ: Mapping[str, str]) -> Generator:
 
 def create_app() -> Starlette:
     """uvicorn factory, configured from the environment (EAVES_DATA_DIR, EAVES_GENERATOR, EAVES_KV_WRITER, ...)."""
+    from origin.replay import LmdbReplayGuard
     from origin.writeback import writer_from_env
     from shared.local_stack import LocalStack
 
@@ -427,6 +492,8 @@ def create_app() -> Starlette:
         generator=generator,
         writer=writer,
         secret=stack.origin_secret(),
+        replay=LmdbReplayGuard(stack.replay_path),
+        metrics_token=stack.metrics_token(),
         generation_timeout_s=float(environ.get("EAVES_GENERATION_TIMEOUT_S", "120")),
         default_max_tokens=int(environ.get("EAVES_DEFAULT_MAX_TOKENS", "256")),
         prices=Prices.from_env(environ),

@@ -113,7 +113,7 @@ class ObserveRequests:
         request_id = tenant = ""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
+                request_id = wire.clean_request_id(value.decode("latin-1"), 160) or ""
             elif name == b"x-eaves-tenant":
                 tenant = value.decode("latin-1")[:128]
         status = 500

@@ -101,9 +101,6 @@ def key_scope(key: str) -> Scope:
     return "user" if key.split("/", 3)[2:3] == ["u"] else "shared"
 
 
-def rate_limit_key(tenant: str, bucket: str) -> str:
-    return f"{tenant_segment(tenant)}:{bucket}"
-
 
 # ---------------------------------------------------------------- the request digest
 

@@ -28,6 +28,12 @@ from shared.kv import KVEntry, KVKey, KVListPage
 _HEADER = struct.Struct("<dHH")
 _LMDB_MAX_KEY = 511
 DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB of address space; LMDB grows the file only as data arrives
+# Expired entries are reclaimed as the store is written: every SWEEP_EVERY puts of a process, one sweep
+# that reads at most SWEEP_SCAN records (going on where the last one stopped) and deletes what expired.
+# So each put pays at most SWEEP_SCAN / SWEEP_EVERY record reads, and a store written faster than its
+# entries expire is swept round faster too: it stops growing once writes and expiries balance.
+SWEEP_EVERY = 64
+SWEEP_SCAN = 512
 
 _envs: dict[tuple[str, str], lmdb.Environment] = {}
 _envs_lock = threading.Lock()
@@ -95,6 +101,8 @@ class LmdbKV:
         self._env = open_env(path, map_size=map_size)
         self._db = self._env.open_db(b"kv")
         self._clock = clock
+        self._puts = 0
+        self._sweep_from = b""
 
     def get(self, key: str) -> tuple[bytes, dict[str, Any] | None] | None:
         db_key, _ = _db_key(kv_rules.check_key(key))
@@ -114,13 +122,28 @@ class LmdbKV:
         metadata_raw = kv_rules.check_metadata(metadata)
         kv_rules.check_ttl(expiration_ttl)
         expires = self._clock() + expiration_ttl if expiration_ttl is not None else None
+        record = _pack(bytes(value), metadata_raw, expires, long_name)
         try:
-            with self._env.begin(db=self._db, write=True) as txn:
-                txn.put(db_key, _pack(bytes(value), metadata_raw, expires, long_name))
-        except lmdb.MapFullError as exc:
-            raise kv_rules.KVStorageFull(
-                f"the local KV at {self.path} is full ({self._env.info()['map_size']} bytes); "
-                "nothing was written. Raise --kv-map-size or remove old entries") from exc
+            self._write(db_key, record)
+        except lmdb.MapFullError:
+            # Full: reclaim every expired entry first (a whole pass, only here), then try once more.
+            freed = self.sweep(batch=1 << 30)
+            try:
+                if not freed:
+                    raise
+                self._write(db_key, record)
+            except lmdb.MapFullError as exc:
+                raise kv_rules.KVStorageFull(
+                    f"the local KV at {self.path} is full ({self._env.info()['map_size']} bytes) even with "
+                    "expired entries reclaimed; nothing was written. Delete entries you no longer need, or "
+                    "start from a fresh data directory") from exc
+        self._puts += 1
+        if self._puts % SWEEP_EVERY == 0:
+            self.sweep(batch=SWEEP_SCAN, max_scan=SWEEP_SCAN)
+
+    def _write(self, db_key: bytes, record: bytes) -> None:
+        with self._env.begin(db=self._db, write=True) as txn:
+            txn.put(db_key, record)
 
     def delete(self, key: str) -> None:
         db_key, _ = _db_key(kv_rules.check_key(key))
@@ -154,17 +177,29 @@ class LmdbKV:
                 found = cur.next()
         return out, (out[-1][0] if more and out else None)
 
-    def sweep(self, batch: int = 1000) -> int:
-        """Delete up to ``batch`` expired entries; returns how many went."""
+    def sweep(self, batch: int = 1000, max_scan: int | None = None) -> int:
+        """Delete up to ``batch`` expired entries; returns how many went. With ``max_scan``, read at most
+        that many records, starting where the previous bounded sweep stopped (wrapping at the end)."""
         now = self._clock()
         doomed = []
+        scanned = 0
         with self._env.begin(db=self._db) as txn:
-            for raw_key, record in txn.cursor():
-                expires = _HEADER.unpack_from(record)[0]
+            cursor = txn.cursor()
+            start = self._sweep_from if max_scan is not None else b""
+            found = cursor.set_range(start) if start else cursor.first()
+            while found:
+                if max_scan is not None and scanned >= max_scan:
+                    break
+                scanned += 1
+                expires = _HEADER.unpack_from(cursor.value())[0]
                 if expires and expires <= now:
-                    doomed.append(raw_key)
+                    doomed.append(cursor.key())
                     if len(doomed) >= batch:
+                        found = cursor.next()
                         break
+                found = cursor.next()
+            if max_scan is not None:
+                self._sweep_from = cursor.key() if found else b""
         if doomed:
             with self._env.begin(db=self._db, write=True) as txn:
                 for raw_key in doomed:

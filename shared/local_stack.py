@@ -3,11 +3,14 @@
     <data-dir>/eaves.json   settings both servers read (signing secret, generated on first start)
     <data-dir>/kv/          the LMDB KV (answers, API key hashes)
     <data-dir>/ratelimit/   the LMDB rate-limit counters (not fsynced: losing them on a crash is harmless)
+    <data-dir>/replay/      the origin's record of signed requests already served (origin.replay)
     <data-dir>/demo-key     the demo tenant's API key, so `eaves up` can print a working curl every time
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -29,6 +32,10 @@ class LocalStack:
     @property
     def ratelimit_path(self) -> Path:
         return self.data_dir / "ratelimit"
+
+    @property
+    def replay_path(self) -> Path:
+        return self.data_dir / "replay"
 
     @property
     def demo_key_path(self) -> Path:
@@ -56,6 +63,15 @@ class LocalStack:
             tmp.unlink(missing_ok=True)
         result: dict[str, Any] = json.loads(path.read_text())
         return result
+
+    def metrics_token(self) -> str:
+        """The bearer token for /metrics (edge and origin) and the origin's /healthz totals:
+        EAVES_METRICS_TOKEN, else derived from the signing secret, so every process agrees without
+        another file and a client key never grants it."""
+        env = os.environ.get("EAVES_METRICS_TOKEN")
+        if env:
+            return env
+        return hmac.new(self.origin_secret(), b"eaves metrics token v1", hashlib.sha256).hexdigest()[:40]
 
     def origin_secret(self) -> bytes:
         env = os.environ.get("EAVES_ORIGIN_SECRET")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,18 @@ CACHE_TTL_HEADER = "x-eaves-cache-ttl"  # fresh seconds; absent = do not write b
 CACHE_STALE_HEADER = "x-eaves-cache-stale"  # seconds past ttl it may be served stale while refreshing
 CACHE_KEEP_HEADER = "x-eaves-cache-keep"  # seconds past ttl it may be served if the origin fails
 CACHE_INTENT_HEADER = "x-eaves-intent"
+
+# A client's x-request-id is echoed, forwarded to the origin and logged: only a bounded, plain token is
+# taken as it is; anything else is replaced by a generated id (the request still goes through).
+MAX_REQUEST_ID_CHARS = 128
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]+")
+
+
+def clean_request_id(value: str | None, max_chars: int = MAX_REQUEST_ID_CHARS) -> str | None:
+    """``value`` when it is a usable request id, else None (the caller generates one). The origin allows a
+    little more, for the edge's own suffixes (``<id>-refresh``)."""
+    return value if value and len(value) <= max_chars and _REQUEST_ID.fullmatch(value) else None
+
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -53,6 +66,101 @@ class ChatRequest:
     user: str = ""  # the request's ``user`` field (OpenAI: the end user), validated; "" when absent
 
 
+# ---------------------------------------------------------------- JSON from strangers
+
+MAX_TOKENS_LIMIT = 1_000_000
+MAX_JSON_DEPTH = 64  # an OpenAI request nests about 6 deep; tool schemas a little more
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep, decided before parsing: json.loads
+    recurses in C, and in Pyodide a deep enough body exhausts the WebAssembly stack, a fatal error rather
+    than a RecursionError. First over the brackets alone (a C-speed ``translate``, then a loop that stops
+    at the limit); brackets inside strings can only make that count higher, so only a body it flags is
+    scanned again with strings skipped."""
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit or not _exceeds(brackets, limit):
+        return False
+    return _exceeds(raw, limit, strings=True)
+
+
+def _exceeds(data: bytes, limit: int, *, strings: bool = False) -> bool:
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x5B or byte == 0x7B:  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte == 0x5D or byte == 0x7D:  # ] }
+            depth -= 1
+        elif strings and byte == 0x22:
+            in_string = True
+    return False
+
+
+def _lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(item) for item in value)
+    return False
+
+
+def loads_json(body: bytes | str) -> Any:
+    """JSON from an untrusted sender, with every way ``json.loads`` can fail turned into a ``WireError``.
+
+    ``json.loads`` alone raises RecursionError on deep nesting, a bare ValueError past 4,300 integer
+    digits (CPython's int-to-str guard), and accepts lone UTF-16 surrogates (``\\ud800``, or raw bytes ED A0 80 via its
+    ``surrogatepass`` decoding) that then crash whatever encodes the text. The slower checks run only
+    when a C-speed look at the bytes says they could find something (more brackets than the depth limit;
+    a ``\\ud8xx``-style escape), so a typical body pays for neither.
+    """
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if _too_deep(raw, MAX_JSON_DEPTH):
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        text = raw.decode("utf-8")  # strict: refuses encoded surrogates and other invalid UTF-8
+    except UnicodeDecodeError as exc:
+        raise WireError(f"request body is not valid JSON: it is not UTF-8 (byte {exc.start})") from exc
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise WireError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # not reached past the depth check; kept so a str body can never crash
+        raise WireError(f"the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep") from exc
+    except WireError:
+        raise
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise WireError("the body holds an integer too long to read (over 4,300 digits); send numbers of a "
+                        "sensible size") from exc
+    if (b"\\ud" in raw or b"\\uD" in raw) and _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(data):
+        raise WireError("the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair); "
+                        "send valid Unicode text")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise WireError(f"{name} is not valid JSON; send numbers as finite values")
+
+
 def _text_of(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
@@ -76,10 +184,7 @@ def _text_of(content: Any, where: str) -> str:
 
 def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int,
                        max_messages: int = 256) -> ChatRequest:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"request body is not valid JSON: {exc}") from exc
+    data = loads_json(body)
     if not isinstance(data, dict):
         raise WireError("request body must be a JSON object")
 
@@ -128,8 +233,9 @@ def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int
         raise WireError("'stream' must be true or false", "stream")
     max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
-                                   or max_tokens < 1):
-        raise WireError("'max_tokens' must be a positive integer", "max_tokens")
+                                   or not 1 <= max_tokens <= MAX_TOKENS_LIMIT):
+        # Bounded: a 4,000-digit count would overflow the model's C int and fail at the origin as a 5xx.
+        raise WireError(f"'max_tokens' must be a positive integer of at most {MAX_TOKENS_LIMIT}", "max_tokens")
     temperature = data.get("temperature")
     if temperature is not None:
         if (isinstance(temperature, bool) or not isinstance(temperature, int | float)

@@ -55,8 +55,9 @@ class World:
 
 
 async def make_world(*, classifier: IntentClassifier | None = None, policy: RoutePolicy | None = None,
-                     simulator: SimulatedGenerator | None = None, **settings: Any) -> World:
-    clock = ManualClock(start=time.time())
+                     simulator: SimulatedGenerator | None = None, clock: ManualClock | None = None,
+                     **settings: Any) -> World:
+    clock = clock or ManualClock(start=time.time())
     kv = MemoryKV(clock)
     sim = simulator or SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0)
     origin_state = OriginState(generator=sim, writer=KVAnswerWriter(kv), secret=SECRET, clock=clock.now)

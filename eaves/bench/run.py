@@ -166,10 +166,11 @@ def warm(edge_url: str, key: str, bodies: list[bytes]) -> None:
                              f"{headers.get('x-edge-route')}): {payload[:300]!r}")
 
 
-def scrape(url: str) -> dict[str, float]:
+def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
     """The edge's own count of requests by route (from /metrics), to confirm what wrk measured were hits."""
     try:
-        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers=headers or {}),
+                                    timeout=10) as response:
             text = response.read().decode()
     except OSError:
         return {}
@@ -240,7 +241,7 @@ def _http_rounds(config: BenchConfig, result: BenchResult, data_dir: Path, serve
         assert stack.edge is not None
         say(f"warming {len(bodies)} cached answers on {stack.edge.url}")
         warm(stack.edge.url, key, bodies)
-        before = scrape(stack.edge.url)
+        before = scrape(stack.edge.url, stack.operator_headers)
         # One short unmeasured pass each: connection set-up, allocator and page-cache warm-up.
         run_wrk(ceiling.url + CHAT, ceiling_key, bodies, duration_s=1, connections=config.connections,
                 cpus=load_cpus)
@@ -251,7 +252,7 @@ def _http_rounds(config: BenchConfig, result: BenchResult, data_dir: Path, serve
                                           connections=config.connections, cpus=load_cpus))
             result.emulator.append(run_wrk(stack.edge.url + CHAT, key, bodies, duration_s=config.duration_s,
                                            connections=config.connections, cpus=load_cpus))
-        after = scrape(stack.edge.url)
+        after = scrape(stack.edge.url, stack.operator_headers)
         result.edge_metrics = {route: after[route] - before.get(route, 0.0) for route in after
                                if after[route] != before.get(route, 0.0)}
     finally:

@@ -33,11 +33,16 @@ def add_host(parser: argparse.ArgumentParser) -> None:
 
 
 def serve(app: str, *, host: str, port: int, workers: int, access_log: bool, env: dict[str, str]) -> int:
-    """Run an ASGI app factory under uvicorn; worker processes read their settings from ``env``."""
+    """Run an ASGI app factory under uvicorn; worker processes read their settings from ``env``.
+
+    Both servers get a bound on request heads and a deadline for them (edge.emulator.limits)."""
     import uvicorn
 
+    from edge.emulator.limits import uvicorn_options
+
     os.environ.update(env)
-    uvicorn.run(app, factory=True, host=host, port=port, workers=workers, access_log=access_log, log_level="info")
+    uvicorn.run(app, factory=True, host=host, port=port, workers=workers, access_log=access_log, log_level="info",
+                **uvicorn_options())
     return 0
 GENERATOR_CHOICES = ("auto", "simulator", "llama", "openai")
 

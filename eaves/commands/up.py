@@ -63,7 +63,8 @@ RUNTIME_NAMES = {"cpython": "CPython emulator (uvicorn, LMDB)",
                  "pyodide": "Workers entry point in Pyodide under Node (the deployed code path)"}
 
 
-def banner(edge_url: str, origin_url: str, key: str, generator: str, data_dir: Path, runtime: str = "cpython") -> str:
+def banner(edge_url: str, origin_url: str, key: str, generator: str, data_dir: Path, runtime: str = "cpython",
+           metrics_token: str = "") -> str:
     return f"""
 eaves is up.
   edge (send requests here):  {edge_url}/v1/chat/completions   (OpenAI-compatible; base URL {edge_url}/v1)
@@ -71,6 +72,8 @@ eaves is up.
   origin (edge only):         {origin_url}   generator: {generator}
   data directory:             {data_dir}
   demo tenant 'demo', tier '{DEMO_TIER}', API key: {key}
+  metrics (operator only):    curl -H 'Authorization: Bearer {metrics_token}' {edge_url}/metrics
+                              (the same token opens {origin_url}/metrics and the origin's /healthz totals)
 
 Try it (the second run is answered from the edge's KV: x-edge-route: hit):
   curl -si {edge_url}/v1/chat/completions \\
@@ -102,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
                            edge_workers=args.edge_workers, origin_workers=args.origin_workers, env=env,
                            edge_args=["--runtime", args.runtime]) as stack:
             assert stack.edge and stack.origin
-            print(banner(stack.edge.url, stack.origin.url, key, describe_generator(generator), data_dir, args.runtime),
-                  flush=True)
+            print(banner(stack.edge.url, stack.origin.url, key, describe_generator(generator), data_dir, args.runtime,
+                         stack.metrics_token), flush=True)
             while not stopping:
                 for server in stack.servers:
                     if server.process.poll() is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,11 @@ class LmdbRateLimiter:
         self._clock = clock
 
     async def acquire(self, key: str, limit: int, window_s: int) -> RateDecision:
-        raw_key = f"{key}/{limit}/{window_s}".encode()
+        # The core names one counter per tenant and scope (edge.ratelimit.rate_limit_key); budgets of
+        # different tiers share it. Longer names than LMDB takes are hashed, never an error.
+        raw_key = key.encode("utf-8", "surrogatepass")
+        if len(raw_key) > 480:
+            raw_key = b"h/" + hashlib.sha256(raw_key).hexdigest().encode()
         with self._env.begin(db=self._db, write=True) as txn:
             state, decision = sliding_window(WindowState.unpack(txn.get(raw_key)), self._clock(), limit, window_s)
             txn.put(raw_key, state.pack())
@@ -56,6 +61,11 @@ class HttpxOriginClient:
             upstream = await self._client.send(
                 self._client.build_request(request.method, request.path, content=request.body,
                                            headers=request.headers, timeout=timeout), stream=True)
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+            # Refused by our own HTTP client before anything was sent (a header it cannot write): the
+            # request's fault, not the origin's, so it must not count towards opening the breaker.
+            raise errors.UnsendableRequest(f"this request cannot be sent to the origin ({exc})",
+                                           code="unforwardable_request") from exc
         except httpx.TimeoutException as exc:
             raise errors.UpstreamTimeout(f"the origin did not answer within {request.timeout_s:g}s",
                                          code="origin_timeout") from exc

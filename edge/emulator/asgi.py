@@ -17,6 +17,7 @@ from edge.app import EdgeApp
 from edge.emulator.adapters import AsyncLmdbKV, HttpxOriginClient, LmdbRateLimiter
 from edge.emulator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge.emulator.metrics import MetricsExporter, exporter_from_env
+from edge.emulator.metrics_auth import metrics_refused, metrics_token_matches
 from edge.http import EdgeRequest, EdgeResponse
 from edge.logs import RequestLog, fan_out
 from edge.memory import SystemClock, TaskBackground
@@ -70,6 +71,7 @@ class EdgeASGI:
         self.edge: EdgeApp | None = None
         self._origin: HttpxOriginClient | None = None
         self.metrics = exporter_from_env(dict(os.environ if environ is None else environ))
+        self._metrics_token: str | None = None
 
     def _ensure(self) -> EdgeApp:
         if self.edge is None:
@@ -106,9 +108,14 @@ class EdgeASGI:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self._ensure()
         if scope["path"] == "/metrics" and self.metrics is not None:
+            if not self._metrics_token_ok(scope):
+                await _send_response(metrics_refused(), send)
+                return
             await _send_metrics(self.metrics, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if len(headers) != len(scope["headers"]):
+            headers = joined_headers(scope["headers"])
         limit = edge.settings.max_body_bytes
         body = b""
         more = True
@@ -126,6 +133,24 @@ class EdgeASGI:
                               scope.get("query_string", b"").decode("latin-1"), client[0] if client else "")
         response = await edge.handle(request)
         await _send_response(response, send)
+
+
+    def _metrics_token_ok(self, scope: Scope) -> bool:
+        # /metrics shares the client-facing port, so it answers only the operator's token (edge.emulator.metrics_auth).
+        if self._metrics_token is None:
+            self._metrics_token = LocalStack(self._data_dir).metrics_token()
+        return metrics_token_matches(scope["headers"], self._metrics_token)
+
+
+def joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Repeated header fields joined with ", ", as the Fetch API's ``Headers.get`` does on Workers, so
+    the core sees the same thing on both runtimes (e.g. two Authorization headers, which it refuses)."""
+    headers: dict[str, str] = {}
+    for key, value in raw:
+        name = key.decode("latin-1")
+        text = value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {text}" if name in headers else text
+    return headers
 
 
 async def _send_response(response: EdgeResponse, send: Send) -> None:

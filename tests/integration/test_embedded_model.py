@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.integration,
                                  "(scripts/setup --llm)")]
 
 
-def origin_health(url: str) -> dict[str, object]:
-    with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+def origin_health(url: str, headers: dict[str, str] | None = None) -> dict[str, object]:
+    with urllib.request.urlopen(urllib.request.Request(url + "/healthz", headers=headers or {}),
+                                timeout=5) as response:
         data: dict[str, object] = json.loads(response.read())
         return data
 
@@ -34,7 +35,7 @@ def test_embedded_model_streams_through_the_edge_then_from_the_kv(tmp_path: Path
         questions += ["Explain what a cache is.", "How do I reset my password?"]
     with running_stack(tmp_path, env={"EAVES_GENERATOR": "llama", "EAVES_INTENT": "off"}) as stack:
         assert stack.edge is not None and stack.origin is not None
-        assert origin_health(stack.origin.url)["generator"] == "llama"
+        assert origin_health(stack.origin.url, stack.operator_headers)["generator"] == "llama"
         api = openai.OpenAI(base_url=stack.edge.url + "/v1", api_key=key, max_retries=0, timeout=180)
         for question in questions:
             messages = [{"role": "user", "content": question}]
@@ -47,9 +48,9 @@ def test_embedded_model_streams_through_the_edge_then_from_the_kv(tmp_path: Path
             usage = next(c.usage for c in chunks if c.usage is not None)
             assert 0 < usage.completion_tokens <= 24 and usage.prompt_tokens > 5
             assert usage.model_extra["eaves"]["generator"] == "llama"  # type: ignore[index]
-            before = origin_health(stack.origin.url)
+            before = origin_health(stack.origin.url, stack.operator_headers)
             again = api.chat.completions.with_raw_response.create(model="eaves-default", messages=messages,  # type: ignore[arg-type]
                                                                   stream=True, max_tokens=24, temperature=0)
             assert again.headers["x-edge-route"] == "hit"
             assert "".join(c.choices[0].delta.content or "" for c in again.parse() if c.choices) == text
-            assert origin_health(stack.origin.url)["requests"] == before["requests"]
+            assert origin_health(stack.origin.url, stack.operator_headers)["requests"] == before["requests"]

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 def health(stack: Stack) -> dict[str, Any]:
     assert stack.origin is not None
-    with urllib.request.urlopen(stack.origin.url + "/healthz", timeout=5) as response:
+    request = urllib.request.Request(stack.origin.url + "/healthz", headers=stack.operator_headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
         data: dict[str, Any] = json.loads(response.read())
         return data
 

@@ -16,8 +16,8 @@ from tests.integration.conftest import create_key
 pytestmark = pytest.mark.integration
 
 
-def route_counts(url: str) -> dict[str, float]:
-    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+def route_counts(url: str, headers: dict[str, str]) -> dict[str, float]:
+    text = urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers=headers), timeout=10).read().decode()
     counts: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("eaves_edge_requests_total{"):
@@ -26,8 +26,8 @@ def route_counts(url: str) -> dict[str, float]:
     return counts
 
 
-def chat_counts(url: str) -> dict[str, float]:
-    return {route: count for route, count in route_counts(url).items() if route != "other"}
+def chat_counts(url: str, headers: dict[str, str]) -> dict[str, float]:
+    return {route: count for route, count in route_counts(url, headers).items() if route != "other"}
 
 
 def test_two_workers_metrics_sum_and_request_id_reaches_origin_log(tmp_path: Path) -> None:
@@ -49,10 +49,13 @@ def test_two_workers_metrics_sum_and_request_id_reaches_origin_log(tmp_path: Pat
         expected = {"miss": 10.0, "hit": 20.0, "unauthorized": 1.0}
         deadline = time.monotonic() + 10
         # /healthz (the stack's readiness probe) counts under "other"; only the chat routes matter here.
-        while (counts := chat_counts(stack.edge.url)) != expected and time.monotonic() < deadline:
+        scrape = stack.operator_headers
+        while (counts := chat_counts(stack.edge.url, scrape)) != expected and time.monotonic() < deadline:
             time.sleep(0.3)  # other workers flush their counts about once a second
         assert counts == expected
-        origin_metrics = urllib.request.urlopen(stack.origin.url + "/metrics", timeout=10).read().decode()
+        origin_metrics = urllib.request.urlopen(urllib.request.Request(stack.origin.url + "/metrics",
+                                                                       headers=stack.operator_headers),
+                                                timeout=10).read().decode()
         assert 'eaves_origin_generations_total{generator="simulator"} 10.0' in origin_metrics
         assert 'eaves_origin_writebacks_total{result="written"} 10.0' in origin_metrics
     edge_lines = [json.loads(line) for line in (tmp_path / "logs" / "edge.log").read_text().splitlines()

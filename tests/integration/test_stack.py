@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 def origin_generations(stack: Stack) -> int:
     assert stack.origin
-    return int(httpx.get(stack.origin.url + "/healthz").json()["generations"])
+    return int(httpx.get(stack.origin.url + "/healthz", headers=stack.operator_headers).json()["generations"])
 
 
 def test_openai_client_miss_then_hit(stack: Stack, stack_dir: Path) -> None:

@@ -24,12 +24,13 @@ def value(text: str, prefix: str) -> float:
 async def test_generation_counts_tokens_and_cost_and_logs_request_id(capsys: pytest.CaptureFixture[str]) -> None:
     """A generation adds its tokens and estimated cost; the log line and the response carry x-request-id."""
     sim = SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0, answer_tokens=8)
-    app = build_app(OriginState(generator=sim, writer=NoWriter(), secret=SECRET))
+    app = build_app(OriginState(generator=sim, writer=NoWriter(), secret=SECRET, metrics_token="tok"))
+    scrape = {"authorization": "Bearer tok"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://o") as client:
-        before = (await client.get("/metrics")).text
+        before = (await client.get("/metrics", headers=scrape)).text
         response = await client.post("/v1/chat/completions", content=BODY,
                                      headers=signed_headers(extra={"x-request-id": "req-42", "x-eaves-tenant": "t"}))
-        after = (await client.get("/metrics")).text
+        after = (await client.get("/metrics", headers=scrape)).text
     assert response.status_code == 200 and response.headers["x-request-id"] == "req-42"
     completion = 'eaves_origin_tokens_total{kind="completion"}'
     assert value(after, completion) - value(before, completion) == 8

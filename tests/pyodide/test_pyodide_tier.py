@@ -30,6 +30,7 @@ PYODIDE_TEST_PATHS = [
     "tests/edge/test_breaker.py",
     "tests/edge/test_freshness.py",
     "tests/edge/test_parsing.py",
+    "tests/edge/test_hostile.py",
     "tests/edge/test_responses_wire.py",
     "tests/shared/test_cache_keys.py",
     "tests/shared/test_signing.py",
@@ -72,10 +73,15 @@ class _Echo(BaseHTTPRequestHandler):
             self.send_header("content-type", "text/plain")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
+            # ?gap=S spaces the chunks S seconds apart, so a reader sees "one," alone even on a busy machine.
+            gap = float(self.path.split("gap=")[1]) if "gap=" in self.path else 0.05
             for chunk in (b"one,", b"two,", b"three"):
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
-                time.sleep(0.05)
+                try:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                except OSError:  # the reader cancelled: what the cancel test wants
+                    return
+                time.sleep(gap)
             self.wfile.write(b"0\r\n\r\n")
             return
         status = int(self.path.split("/status/")[1].split("?")[0]) if "/status/" in self.path else 200

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from edge.ratelimit import rate_limit_key
 from shared.cache_keys import (
     UNKEYED_FIELDS,
     AnswerKeys,
@@ -21,7 +22,6 @@ from shared.cache_keys import (
     answer_keys,
     key_scope,
     normalise_text,
-    rate_limit_key,
     request_digest,
     shared_key,
     tenant_prefix,
@@ -52,8 +52,7 @@ class TestTenantRule:
                                         "acme\n", "ten ant", "\u0430cme", "acme\x00", "tenant\ud800"])
     def test_invalid_tenants_never_build_a_key(self, tenant: str) -> None:
         """Anything outside the rule raises, in validation and in every key builder; nothing is hashed."""
-        for build in (validate_tenant, tenant_prefix, lambda t: shared_key(t, "d"),
-                      lambda t: rate_limit_key(t, "chat")):
+        for build in (validate_tenant, tenant_prefix, lambda t: shared_key(t, "d")):
             with pytest.raises(InvalidTenant, match="A-Z, a-z, 0-9"):
                 build(tenant)
 
@@ -64,8 +63,9 @@ class TestTenantRule:
             tenant_prefix("acme ")
 
     def test_rate_limit_key_is_per_tenant(self) -> None:
-        """The limiter's key cannot be shared: tenants hold no ':' and the bucket follows it."""
-        assert rate_limit_key("acme", "chat") == "acme:chat"
+        """The limiter's counter is one per (tenant, bucket): no two tenants, or buckets, share one."""
+        names = {rate_limit_key(t, b) for t in ("acme", "acme.", "Acme", "beta") for b in ("chat", "jobs")}
+        assert len(names) == 8
 
 
 class TestUserRule:

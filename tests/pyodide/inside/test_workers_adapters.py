@@ -180,7 +180,7 @@ class TestWorkersOrigin:
 
     async def test_stream_closed_early_cancels_the_origin(self, server: str) -> None:
         """A consumer that stops after the first chunk cancels the read from the origin."""
-        response = await WorkersOrigin(server).send(OriginRequest("/stream", b"", stream=True))
+        response = await WorkersOrigin(server).send(OriginRequest("/stream?gap=1", b"", stream=True))
         assert isinstance(response.body, JsStreamBody)
         assert await anext(response.body) == b"one,"
         await response.body.aclose()

@@ -1,0 +1,134 @@
+"""Limits on what a client may make the local servers hold before a request even starts.
+
+uvicorn's httptools protocol has no bound on the size of a request's head and no deadline for it
+(its keep-alive timer runs only between requests, and stops at the first byte of the next one), so a
+client could make a server buffer a 32 MiB header, or hold a connection open forever by sending one
+byte a minute. ``BoundedHttpToolsProtocol`` adds both:
+
+- the request line and headers together may hold ``max_header_bytes``; past that the answer is
+  ``431`` with an OpenAI-shaped JSON error, and the connection is closed;
+- a request's head must be complete ``header_timeout_s`` after its first byte (or after the
+  connection opened); otherwise ``408`` (when anything had arrived) and the connection is closed.
+
+Where httptools is missing, uvicorn's h11 protocol is used with its own size bound (its 400 is plain
+text; the deadline is then uvicorn's keep-alive timeout only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from edge.errors import EdgeError, RequestHeadersTooLarge, RequestTimeout
+
+MAX_HEADER_BYTES = int(os.environ.get("EAVES_MAX_HEADER_BYTES", str(32 * 1024)))
+HEADER_TIMEOUT_S = float(os.environ.get("EAVES_HEADER_TIMEOUT_S", "10"))
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    HAVE_HTTPTOOLS = True
+except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+    HAVE_HTTPTOOLS = False
+
+
+def error_response(error: EdgeError, reason: str) -> bytes:
+    """A complete HTTP/1.1 response carrying ``error`` as every other error is carried, closing the connection."""
+    response = error.to_response()
+    body = response.body if isinstance(response.body, bytes) else b""
+    head = (f"HTTP/1.1 {error.status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nx-request-id: {os.urandom(8).hex()}\r\nconnection: close\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop httptools after the connection was answered and closed."""
+
+
+if HAVE_HTTPTOOLS:
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        max_header_bytes = MAX_HEADER_BYTES
+        header_timeout_s = HEADER_TIMEOUT_S
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._in_head = True  # until the current request's headers are complete
+            self._head_bytes = 0
+            self._refused = False
+            self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.header_timeout_s,
+                                                                                self._head_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_timer is None:
+                    self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
+            super().data_received(data)
+            # Still in the head after this chunk and already past the bound: the rest is never read.
+            if self._in_head and not self._refused and self._head_bytes > self.max_header_bytes:
+                self._refuse_too_large()
+
+        def on_headers_complete(self) -> None:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.max_header_bytes:  # a head that arrived whole in one large read
+                self._refuse_too_large()
+                raise _Refused
+            self._in_head = False
+            self._head_bytes = 0
+            self._cancel_timer()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True  # the next request on this connection; its timer starts at its first byte
+
+        def send_400_response(self, msg: str) -> None:
+            if not self._refused:  # after our own refusal httptools reports the aborted parse: say nothing
+                super().send_400_response(msg)
+
+        def _refuse_too_large(self) -> None:
+            self._refuse(error_response(RequestHeadersTooLarge(
+                f"the request line and headers hold over {self.max_header_bytes} bytes, the most this server "
+                "accepts; send fewer or shorter headers", code="headers_too_large"), "Request Header Fields Too Large"))
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if not self._in_head or self._refused or self.transport.is_closing():
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # a response is still going out; the next request's head is not late yet
+            if self._head_bytes == 0:
+                self._refused = True
+                self.transport.close()  # an idle connection that never asked anything
+                return
+            self._refuse(error_response(RequestTimeout(
+                f"the request's headers did not arrive within {self.header_timeout_s:g}s; send the whole head at "
+                "once", code="header_timeout"), "Request Timeout"))
+
+        def _refuse(self, response: bytes) -> None:
+            self._refused = True
+            self._cancel_timer()
+            if not self.transport.is_closing():
+                self.transport.write(response)
+                self.transport.close()
+
+        def _cancel_timer(self) -> None:
+            timer = getattr(self, "_head_timer", None)
+            if timer is not None:
+                timer.cancel()
+                self._head_timer = None
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` that put these limits in place."""
+    if not HAVE_HTTPTOOLS:  # pragma: no cover
+        return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+    return {"http": BoundedHttpToolsProtocol, "h11_max_incomplete_event_size": MAX_HEADER_BYTES}

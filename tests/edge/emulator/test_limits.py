@@ -1,0 +1,120 @@
+"""Request-head limits on a real uvicorn server (127.0.0.1), driven by a raw socket client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from eaves.stack import free_port
+from edge.emulator.limits import BoundedHttpToolsProtocol, uvicorn_options
+
+LIMIT = 4096
+
+
+class SmallLimits(BoundedHttpToolsProtocol):
+    max_header_bytes = LIMIT
+    header_timeout_s = 0.5
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = json.dumps({"body_bytes": size}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, int]]:
+    port = free_port()
+    config = uvicorn.Config(echo_app, host="127.0.0.1", port=port, http=SmallLimits, log_level="error",
+                            lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        threading.Event().wait(0.05)
+    yield ("127.0.0.1", port)
+    srv.should_exit = True
+    thread.join(10)
+
+
+def exchange(address: tuple[str, int], *parts: bytes) -> bytes:
+    """Send ``parts`` (ignoring a server that hangs up mid-way) and read until the server closes."""
+    with socket.create_connection(address, timeout=10) as sock:
+        try:
+            for part in parts:
+                sock.sendall(part)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received
+
+
+def status_and_json(raw: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+class TestRequestHeadLimits:
+    def test_a_normal_request_and_a_large_body_pass(self, server: tuple[str, int]) -> None:
+        """Headers under the bound pass; a body far over the header bound is not mistaken for headers."""
+        body = b"x" * 200_000
+        raw = exchange(server, b"POST / HTTP/1.1\r\nhost: a\r\nconnection: close\r\ncontent-length: "
+                       + str(len(body)).encode() + b"\r\n\r\n" + body)
+        assert status_and_json(raw) == (200, {"body_bytes": 200_000})
+
+    def test_a_header_past_the_bound_gets_431_json(self, server: tuple[str, int]) -> None:
+        """A head over the bound, sent at once: 431 with an OpenAI-shaped error and a request id."""
+        raw = exchange(server, b"GET / HTTP/1.1\r\nhost: a\r\nx-big: " + b"a" * (2 * LIMIT) + b"\r\n\r\n")
+        status, body = status_and_json(raw)
+        assert status == 431 and body["error"]["code"] == "headers_too_large"
+        assert b"x-request-id: " in raw
+
+    def test_a_32_mib_header_is_cut_off_not_buffered(self, server: tuple[str, int]) -> None:
+        """Streaming an endless header: the server answers 431 and hangs up long before 32 MiB."""
+        chunks = [b"GET / HTTP/1.1\r\nhost: a\r\nx-big: "] + [b"a" * 65536] * 512
+        raw = exchange(server, *chunks)
+        assert raw.startswith(b"HTTP/1.1 431")
+
+    def test_a_head_that_never_finishes_is_closed(self, server: tuple[str, int]) -> None:
+        """Slowloris: half a head, then silence; the server answers 408 and closes the connection."""
+        raw = exchange(server, b"GET / HTTP/1.1\r\nhost: a\r\nx-slow: ")
+        status, body = status_and_json(raw)
+        assert status == 408 and body["error"]["code"] == "header_timeout"
+
+    def test_an_idle_connection_is_closed(self, server: tuple[str, int]) -> None:
+        """A connection that never sends a byte is closed (without a response)."""
+        assert exchange(server) == b""
+
+    def test_keep_alive_requests_each_get_their_own_budget(self, server: tuple[str, int]) -> None:
+        """Several requests on one connection, each with headers just under the bound, all pass."""
+        one = b"GET / HTTP/1.1\r\nhost: a\r\nx-fill: " + b"a" * (LIMIT - 200) + b"\r\n\r\n"
+        last = b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+        raw = exchange(server, one, one, one, last)
+        assert raw.count(b"HTTP/1.1 200") == 4
+
+    def test_uvicorn_options_name_the_bounded_protocol(self) -> None:
+        """`eaves edge` and `eaves origin` pass these options to uvicorn."""
+        assert uvicorn_options()["http"] is BoundedHttpToolsProtocol
