@@ -30,7 +30,8 @@ AI_SDK_SCRIPT = REPO / "tests" / "clients" / "ai_sdk.mjs"
 
 def generations(stack: Stack) -> int:
     assert stack.origin
-    return int(httpx.get(stack.origin.url + "/healthz").json()["generations"])
+    # The origin's totals are the operator's: read with the metrics token.
+    return int(httpx.get(stack.origin.url + "/healthz", headers=stack.operator_headers).json()["generations"])
 
 
 @pytest.fixture(scope="module")

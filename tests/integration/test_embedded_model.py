@@ -40,17 +40,23 @@ def test_embedded_model_streams_through_the_edge_then_from_the_kv(tmp_path: Path
         for question in questions:
             messages = [{"role": "user", "content": question}]
             first = api.chat.completions.with_raw_response.create(model="eaves-default", messages=messages,  # type: ignore[arg-type]
-                                                                  stream=True, max_tokens=24, temperature=0)
+                                                                  stream=True, max_tokens=96, temperature=0,
+                                                                  stream_options={"include_usage": True})
             assert first.headers["x-edge-route"] == "miss"
             chunks = [c for c in first.parse()]
             text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             assert text.strip(), "the model produced no text"
-            usage = next(c.usage for c in chunks if c.usage is not None)
-            assert 0 < usage.completion_tokens <= 24 and usage.prompt_tokens > 5
+            # As OpenAI sends it: the usage alone in a last chunk with no choices; the answer ended by itself
+            # (finish_reason "stop"), so it is complete and stored.
+            assert chunks[-1].choices == [] and chunks[-1].usage is not None
+            assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+            usage = chunks[-1].usage
+            assert 0 < usage.completion_tokens < 96 and usage.prompt_tokens > 5
             assert usage.model_extra["eaves"]["generator"] == "llama"  # type: ignore[index]
             before = origin_health(stack.origin.url, stack.operator_headers)
             again = api.chat.completions.with_raw_response.create(model="eaves-default", messages=messages,  # type: ignore[arg-type]
-                                                                  stream=True, max_tokens=24, temperature=0)
+                                                                  stream=True, max_tokens=96, temperature=0,
+                                                                  stream_options={"include_usage": True})
             assert again.headers["x-edge-route"] == "hit"
             assert "".join(c.choices[0].delta.content or "" for c in again.parse() if c.choices) == text
             assert origin_health(stack.origin.url, stack.operator_headers)["requests"] == before["requests"]
