@@ -15,6 +15,7 @@ ROUTE_HEADER = "x-edge-route"  # hit | stale | miss | edge | blocked | fallback 
 INTENT_HEADER = "x-edge-intent"
 CACHE_STATUS_HEADER = "x-edge-cache-key"
 REQUEST_ID_HEADER = "x-request-id"
+RUNTIME_HEADER = "x-edge-runtime"  # cpython | pyodide | memory: which adapter served the response
 
 # Headers the edge sends the origin (inside the signature).
 TENANT_HEADER = "x-eaves-tenant"
