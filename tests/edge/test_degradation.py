@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.memory import TaskBackground
+from edge.app import EdgeApp
+from edge.memory import MemoryRateLimiter, TaskBackground
 from origin.generators.base import GenerationRequest, Piece
 from origin.generators.simulator import SimulatedGenerator
 from shared.intent.routing import Intent, Route
@@ -51,6 +52,57 @@ class TestStaleWhileRevalidate:
         assert world.simulator.generations == 2  # the first miss + exactly one refresh
         refreshed = await world.chat("q")
         assert refreshed.header("x-edge-route") == "hit" and refreshed.header("age") == "0"
+
+    async def test_one_isolate_refreshes_a_key_once_even_when_the_kv_yields(self) -> None:
+        """The per-isolate in-flight set alone: with a KV that yields on every read (as a real one does), five
+        concurrent stale hits would all read "no refresh mark" before any is written; still one refresh."""
+        world = await world_with()
+        await world.chat("q")
+        read = world.kv.get
+
+        async def yielding_get(key: str):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0)
+            return await read(key)
+
+        world.kv.get = yielding_get  # type: ignore[method-assign]
+        world.clock.advance(TTL + 1)
+        stale = await asyncio.gather(*(world.chat("q") for _ in range(5)))
+        assert [r.header("x-edge-route") for r in stale] == ["stale"] * 5
+        await drain(world)
+        assert world.edge.stats["refreshed"] == 1
+
+    async def test_two_isolates_refresh_a_key_once_through_the_kv_mark(self) -> None:
+        """The KV `rfr/` mark alone: a second isolate (its own in-flight set) that serves the same stale answer
+        while the first isolate's refresh is still at the origin does not refresh it again."""
+        world = await world_with()
+        gate, entered = asyncio.Event(), asyncio.Event()
+        gate.set()
+        generate = world.simulator.stream
+
+        async def gated(request: GenerationRequest) -> AsyncIterator[Piece]:
+            entered.set()
+            await gate.wait()
+            async for piece in generate(request):
+                yield piece
+
+        world.simulator.stream = gated  # type: ignore[method-assign]
+        first = world.edge
+        second = EdgeApp(first.settings, world.kv, first.origin, MemoryRateLimiter(world.clock), world.clock,
+                         TaskBackground(), first.classifier, first.policy)
+        await world.chat("q")
+        world.clock.advance(TTL + 1)
+        gate.clear()
+        entered.clear()
+        assert (await world.chat("q")).header("x-edge-route") == "stale"
+        await entered.wait()  # the first isolate's refresh is at the origin now
+        world.edge = second
+        assert (await world.chat("q")).header("x-edge-route") == "stale"
+        await drain(world)  # the second isolate's refresh task has finished
+        gate.set()
+        world.edge = first
+        await drain(world)
+        assert (first.stats["refreshed"], second.stats["refreshed"]) == (1, 0)
+        assert (await world.chat("q")).header("x-edge-route") == "hit"
 
     async def test_past_stale_window_is_a_miss(self) -> None:
         """Past the stale-while-revalidate window a healthy origin regenerates in the foreground."""
