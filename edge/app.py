@@ -257,7 +257,10 @@ class EdgeApp:
                 wire.CACHE_STALE_HEADER: str(stale_s), wire.CACHE_KEEP_HEADER: str(keep_s)}
 
     def _signed(self, body: bytes, headers: dict[str, str], timeout_s: float, stream: bool = False) -> OriginRequest:
-        # Signed: body, path and every x-eaves-* header; the origin refuses anything else.
+        # Signed: body, path and every x-eaves-* header; the origin refuses anything else. Values go on the
+        # wire percent-encoded where they are not printable ASCII (a tenant may be named "Zoë").
+        for name, value in headers.items():
+            headers[name] = wire.to_header(value)
         headers.update(signing.sign(self.settings.origin_secret, "POST", ORIGIN_CHAT_PATH, body,
                                     self.clock.now(), headers))
         return OriginRequest(ORIGIN_CHAT_PATH, body, headers, timeout_s=timeout_s, stream=stream)

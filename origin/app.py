@@ -82,7 +82,7 @@ class WriteBack:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> WriteBack | None:
-        key = headers.get(wire.CACHE_KEY_HEADER)
+        key = wire.from_header(headers.get(wire.CACHE_KEY_HEADER, ""))
         if not key:
             return None
         try:
@@ -118,10 +118,10 @@ async def chat_completions(request: Request) -> Response:
     gen_request = GenerationRequest(model=chat.model, messages=chat.raw["messages"], prompt=chat.prompt,
                                     system=chat.system, max_tokens=chat.max_tokens or state.default_max_tokens,
                                     temperature=chat.temperature,
-                                    tenant=request.headers.get(wire.TENANT_HEADER, ""),
+                                    tenant=wire.from_header(request.headers.get(wire.TENANT_HEADER, "")),
                                     extra={"stop": [stop] if isinstance(stop, str) else list(stop or [])})
     writeback = WriteBack.from_headers(request.headers)
-    tenant = request.headers.get(wire.TENANT_HEADER, "")
+    tenant = wire.from_header(request.headers.get(wire.TENANT_HEADER, ""))
     key = f"ans/{writeback.key}" if writeback else request_key(tenant, chat.raw)
 
     async def run(flight: Flight) -> None:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from origin.flights import Flight
 from origin.generators.base import GenerationError
+from shared import wire
 from shared.jobs import JOB_ID_HEADER, JOB_KEY_HEADER, JOB_TTL_S, job_record, valid_job_id
 from shared.kv import KVError
 
@@ -35,7 +36,7 @@ class JobTicket:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> JobTicket | None:
-        job_id, key = headers.get(JOB_ID_HEADER, ""), headers.get(JOB_KEY_HEADER, "")
+        job_id, key = headers.get(JOB_ID_HEADER, ""), wire.from_header(headers.get(JOB_KEY_HEADER, ""))
         if not valid_job_id(job_id) or not key.startswith("job/") or not key.endswith("/" + job_id):
             return None
         return cls(job_id, key)

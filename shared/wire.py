@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,22 @@ INTENT_HEADER = "x-edge-intent"
 CACHE_STATUS_HEADER = "x-edge-cache-key"
 REQUEST_ID_HEADER = "x-request-id"
 RUNTIME_HEADER = "x-edge-runtime"  # cpython | pyodide | memory: which adapter served the response
+
+# Printable ASCII but "%" and space: HTTP clients refuse other characters in a field value (httpx and fetch
+# encode values as ASCII), and parsers strip leading and trailing whitespace.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def to_header(text: str) -> str:
+    """A header value that carries any text to the origin intact: tenant names (API-key records, JWT claims)
+    and client request ids may hold any character, so everything outside printable ASCII is percent-encoded
+    (UTF-8). ASCII names and numbers pass unchanged. ``from_header`` undoes it."""
+    return urllib.parse.quote(text, safe=_HEADER_SAFE)
+
+
+def from_header(value: str) -> str:
+    return urllib.parse.unquote(value)
+
 
 # Headers the edge sends the origin (inside the signature).
 TENANT_HEADER = "x-eaves-tenant"

@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from shared.wire import CachedAnswer, WireError, parse_chat_request
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.wire import CachedAnswer, WireError, from_header, parse_chat_request, to_header
 
 
 def parse(payload: object, **kwargs: int) -> object:
@@ -32,8 +35,13 @@ class TestAccepted:
         assert "first" in chat.history and "answer" in chat.history  # type: ignore[attr-defined]
 
     def test_unknown_fields_pass(self) -> None:
-        """Fields this edge does not know are ignored, as OpenAI clients send many."""
-        parse({"messages": [{"role": "user", "content": "hi"}], "seed": 3, "logprobs": False})
+        """Fields this edge does not know are accepted and change nothing it reads, as OpenAI clients send many;
+        they still reach the origin in the body."""
+        plain = parse({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9})
+        extra = parse({"messages": [{"role": "user", "content": "hi", "name": "ann"}], "max_tokens": 9, "seed": 3,
+                       "logprobs": False, "response_format": {"type": "text"}, "x_vendor": [1, {"a": None}]})
+        assert extra == plain
+        assert extra.raw["seed"] == 3 and extra.raw["x_vendor"] == [1, {"a": None}]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("payload, param, message", [
@@ -72,3 +80,23 @@ def test_cached_answer_metadata_round_trip() -> None:
     back = CachedAnswer.from_kv(b"{}", meta)
     assert back is not None and back.fresh_until == 70.0
     assert CachedAnswer.from_kv(b"{}", {"unrelated": 1}) is None
+
+
+class TestHeaderValues:
+    @given(st.text())
+    def test_any_text_survives_the_trip_to_the_origin(self, text: str) -> None:
+        """Tenant names and request ids of any characters go out as printable ASCII without edge whitespace
+        (what HTTP clients accept and parsers keep) and come back unchanged."""
+        value = to_header(text)
+        assert all(0x21 <= ord(c) <= 0x7E for c in value)
+        assert from_header(value) == text
+
+    @pytest.mark.parametrize("text", ["acme", "ans/acme/0f3a", "job/h-12/job_ab-c", "3600", "req-1.2_3"])
+    def test_ascii_names_pass_unchanged(self, text: str) -> None:
+        """What every deployment so far sends (ASCII tenants, keys, numbers) is byte-for-byte the same."""
+        assert to_header(text) == text
+
+    def test_examples(self) -> None:
+        """Non-ASCII, spaces and the escape character itself are percent-encoded as UTF-8."""
+        assert to_header("Zoë GmbH") == "Zo%C3%AB%20GmbH"
+        assert to_header("50%") == "50%25"
