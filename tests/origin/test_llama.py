@@ -10,9 +10,13 @@ import pytest
 
 from origin.generators.base import GenerationRequest
 from origin.generators.llama import LlamaGenerator, completion_prompt, llama_available
+from tests.tiers import require_tool
 
-needs_model = pytest.mark.skipif(not llama_available(), reason="the embedded model is not installed "
-                                 "(scripts/setup --llm)")
+
+
+@pytest.fixture(scope="module")
+def needs_model() -> None:
+    require_tool("llm", llama_available(), "the embedded model (llama-cpp-python and the Gemma GGUF)")
 
 
 def request(messages: list[dict[str, str]], **kwargs: object) -> GenerationRequest:
@@ -37,14 +41,14 @@ class TestPrompt:
 
 
 @pytest.fixture(scope="module")
-def generator() -> Iterator[LlamaGenerator]:
+def generator(needs_model: None) -> Iterator[LlamaGenerator]:
     """One model for the module (loading it is the slow part), freed before the interpreter exits."""
     model = LlamaGenerator()
     yield model
     asyncio.run(model.aclose())
 
 
-@needs_model
+@pytest.mark.usefixtures("needs_model")
 class TestModel:
     async def test_respects_max_tokens_and_keeps_the_loop_responsive(self, generator: LlamaGenerator) -> None:
         """Generation stays within max_tokens and runs off the event loop, which keeps ticking meanwhile."""
