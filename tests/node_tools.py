@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from eaves import pyodide as tooling
 from eaves.pyodide import NODE22, NODE_MODULES, PYODIDE_SITE, REPO
 from tests.tiers import require_tool

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.app import EdgeApp
+from edge.http import EdgeResponse
 from edge.memory import MemoryRateLimiter, TaskBackground
 from origin.generators.base import GenerationRequest, Piece
 from origin.generators.simulator import SimulatedGenerator
 from shared.intent.routing import Intent, Route
-from edge.http import EdgeResponse
 from tests.helpers import read_body, sse_text
 from tests.world import World, body_of, make_world
 

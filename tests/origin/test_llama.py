@@ -12,7 +12,6 @@ from origin.generators.llama import LlamaGenerator, completion_prompt, llama_ava
 from tests.tiers import require_tool
 
 
-
 @pytest.fixture(scope="module")
 def needs_model() -> None:
     require_tool("llm", llama_available(), "the embedded model (llama-cpp-python and the Gemma GGUF)")
