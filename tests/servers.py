@@ -45,8 +45,8 @@ def serve(app: Any) -> Iterator[str]:
 @dataclass
 class FakeOpenAI:
     """Answers /v1/chat/completions per a script of behaviours, one per call, then ``default``:
-    ``ok``, ``429`` (with ``retry_after`` as its Retry-After), ``500``, ``503``, ``400``, ``broken`` (drops the connection
-    mid-stream), ``error`` (an error event mid-stream), ``short`` (ends without [DONE])."""
+    ``ok``, ``429`` (with ``retry_after`` as its Retry-After), ``500``, ``503``, ``400``, ``broken`` (drops the
+    connection mid-stream), ``error`` (an error event mid-stream), ``short`` (ends without [DONE])."""
 
     script: list[str] = field(default_factory=list)
     default: str = "ok"
@@ -168,7 +168,8 @@ class FakeCloudflareKV:
         behaviour = self.script.pop(0) if self.script else "ok"
         if behaviour == "429":
             return JSONResponse({"success": False, "errors": [{"code": 10013, "message": "rate limited"}],
-                                 "messages": [], "result": None}, status_code=429, headers={"retry-after": self.retry_after})
+                                 "messages": [], "result": None}, status_code=429,
+                                headers={"retry-after": self.retry_after})
         if behaviour == "500":
             return JSONResponse({"success": False, "errors": [{"code": 10002, "message": "internal"}],
                                  "messages": [], "result": None}, status_code=500)
