@@ -51,6 +51,18 @@ def test_second_tenant_gets_own_answer(stack: Stack, stack_dir: Path, runtime: s
     assert routes == ["miss", "miss"]
 
 
+def test_a_tenant_named_in_any_script_is_served(stack: Stack, stack_dir: Path, runtime: str) -> None:
+    """A tenant whose name is not ASCII (API-key records and JWT claims allow any text) gets a miss, then a
+    hit; the name reaches the origin intact over real HTTP (httpx and fetch refuse raw non-ASCII headers)."""
+    assert stack.edge
+    key = create_key(stack_dir, "Zoë 東京")
+    body = {"messages": [{"role": "user", "content": "Where is my parcel?"}]}
+    routes = [served_by(httpx.post(stack.edge.url + "/v1/chat/completions", json=body, timeout=30,
+                                   headers={"authorization": f"Bearer {key}"}), runtime).headers["x-edge-route"]
+              for _ in range(2)]
+    assert routes == ["miss", "hit"]
+
+
 def test_origin_refuses_unsigned(stack: Stack) -> None:
     """Calling the origin directly, around the edge, gets 401 with a JSON error."""
     assert stack.origin
