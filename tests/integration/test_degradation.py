@@ -132,6 +132,7 @@ def test_slow_origin_serves_stale_at_the_timeout(tmp_path: Path, runtime: str) -
         assert response.headers["x-edge-route"] == "stale" and response.json() == fresh.json()
         assert response.headers["x-edge-fallback-reason"] == "origin_timeout"
         assert int(response.headers["age"]) >= 0
+        kill_server(stack.origin)  # its generation would hold a graceful shutdown for the full stop timeout
 
 
 def test_failing_origin_is_covered(tmp_path: Path, runtime: str) -> None:

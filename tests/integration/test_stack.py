@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from eaves.stack import Stack, running_stack
+from eaves.stack import Stack, kill_server, running_stack
 from tests.integration.conftest import create_key, edge_args, served_by, wait_for_worker_counts
 
 pytestmark = pytest.mark.integration
@@ -146,3 +146,5 @@ def test_slow_origin_gives_504_within_timeout(tmp_path: Path, runtime: str) -> N
                               headers={"authorization": f"Bearer {key}"}, timeout=60)
         assert served_by(response, runtime).status_code == 504
         assert response.json()["error"]["code"] == "origin_timeout"
+        assert stack.origin
+        kill_server(stack.origin)  # its generation would hold a graceful shutdown for the full stop timeout
