@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,19 @@ def chat_requests_per_worker(data_dir: Path) -> dict[int, int]:
             continue  # being replaced right now; the next poll reads it
         counts[int(snapshot["pid"])] = sum(int(n) for route, _, n in snapshot["requests"] if route != "other")
     return counts
+
+
+def until_both_workers_served(data_dir: Path, sent: int, send_more: Callable[[], int],
+                              max_rounds: int = 20) -> dict[int, int]:
+    """The per-worker counts once two worker processes have each served a request. The kernel hands new
+    connections to whichever worker accepts first, so a short run may land on one; ``send_more`` sends another
+    few requests (returning how many) until both have served, or the rounds run out."""
+    for _ in range(max_rounds):
+        counts = wait_for_worker_counts(data_dir, sent)
+        if len(counts) == 2 and all(counts.values()):
+            return counts
+        sent += send_more()
+    raise AssertionError(f"after {sent} requests one edge worker still served them all: {counts}")
 
 
 def wait_for_worker_counts(data_dir: Path, total: int, timeout_s: float = 15.0) -> dict[int, int]:
