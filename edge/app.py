@@ -88,6 +88,9 @@ class EdgeApp:
     observer: Observer | None = None
     # Identical misses in flight share one origin call; the Worker passes Uncoalesced (edge.coalesce).
     coalescer: Coalescer = field(default_factory=Coalescer)
+    # Which adapter serves this edge ("cpython": the emulator, "pyodide": the Workers entry point, "memory":
+    # in-process rigs). Sent as x-edge-runtime and in /healthz, so a test can prove which runtime answered.
+    runtime: str = "memory"
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -134,7 +137,8 @@ class EdgeApp:
                 response = await jobs.job_status(self.kv, principal.tenant, request.path)
                 response.headers += limit_headers
             elif request.path == "/healthz":
-                response = json_response(200, {"status": "ok", "breaker": self.breaker.state})
+                response = json_response(200, {"status": "ok", "breaker": self.breaker.state,
+                                                "runtime": self.runtime})
             else:
                 raise errors.NotFound(f"no route for {request.method} {request.path}")
         except errors.EdgeError as exc:
@@ -148,6 +152,7 @@ class EdgeApp:
         if route:
             self.stats[route] += 1
         response.headers.append((wire.REQUEST_ID_HEADER, request_id))
+        response.headers.append((wire.RUNTIME_HEADER, self.runtime))
         response.headers.append(("server-timing", timing.header()))
         if self.observer is not None:
             self.observer(request, response, timing, request_id)

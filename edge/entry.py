@@ -104,7 +104,8 @@ def build_edge(env: Any) -> EdgeApp:
         classifier, policy = bootstrap.load_intent(values, runtime="lite")
     return EdgeApp(settings=settings, kv=WorkersKV(kv_binding), origin=WorkersOrigin(settings.origin_url),
                    limiter=rate_limiter(env, values), clock=WorkersClock(), background=_RequestBackground(),
-                   classifier=classifier, policy=policy, coalescer=Coalescer() if COALESCE else Uncoalesced())
+                   classifier=classifier, policy=policy, runtime="pyodide",
+                   coalescer=Coalescer() if COALESCE else Uncoalesced())
 
 
 def rate_limiter(env: Any, values: dict[str, str]) -> RateLimiter:

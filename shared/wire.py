@@ -18,6 +18,7 @@ ROUTE_HEADER = "x-edge-route"  # hit | stale | miss | edge | blocked | fallback 
 INTENT_HEADER = "x-edge-intent"
 CACHE_STATUS_HEADER = "x-edge-cache-key"
 REQUEST_ID_HEADER = "x-request-id"
+RUNTIME_HEADER = "x-edge-runtime"  # cpython | pyodide | memory: which adapter served the response
 
 SCOPE_HEADER = "x-edge-scope"  # shared | user | none: who may be served this answer from the cache
 

@@ -120,6 +120,25 @@ async def make_rig(generator: Generator | None = None, *, heartbeat_s: float = 2
     return Rig(edge, state, origin, kv, key, generator)
 
 
+class VirtualSleep:
+    """Stands in for ``asyncio`` inside one module so its ``sleep`` takes no wall time: each wait is recorded
+    (what the module decided to wait, the behaviour under test) and only yields to the loop once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, seconds: float, result: Any = None) -> Any:
+        self.waits.append(seconds)
+        await _real_sleep(0)
+        return result
+
+
+_real_sleep = asyncio.sleep
+
+
 def sse_events(raw: bytes) -> list[str]:
     """The data fields of an SSE byte stream, comments dropped."""
     out = []

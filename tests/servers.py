@@ -45,14 +45,15 @@ def serve(app: Any) -> Iterator[str]:
 @dataclass
 class FakeOpenAI:
     """Answers /v1/chat/completions per a script of behaviours, one per call, then ``default``:
-    ``ok``, ``429`` (Retry-After: 0), ``500``, ``503``, ``400``, ``broken`` (drops the connection
-    mid-stream), ``error`` (an error event mid-stream), ``short`` (ends without [DONE])."""
+    ``ok``, ``429`` (with ``retry_after`` as its Retry-After), ``500``, ``503``, ``400``, ``broken`` (drops the
+    connection mid-stream), ``error`` (an error event mid-stream), ``short`` (ends without [DONE])."""
 
     script: list[str] = field(default_factory=list)
     default: str = "ok"
     words: tuple[str, ...] = ("Hello", " from", " the", " fake", " upstream", ".")
     calls: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
+    retry_after: str = "0"
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self.handle, methods=["POST"])])
@@ -64,7 +65,7 @@ class FakeOpenAI:
         behaviour = self.script.pop(0) if self.script else self.default
         if behaviour == "429":
             return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}}, status_code=429,
-                                headers={"retry-after": "0"})
+                                headers={"retry-after": self.retry_after})
         if behaviour in ("500", "503"):
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=int(behaviour))
         if behaviour == "400":
@@ -111,7 +112,7 @@ class FakeCloudflareKV:
     """The bulk write endpoint, checking each request against the documented shape
     (PUT, bearer token, JSON array of ≤ 10,000 {key, value, expiration_ttl?, metadata?, base64?},
     ≤ 100 MB) and answering with the v4 envelope. ``script`` items: ``ok``, ``429``, ``500``,
-    ``403``, ``partial`` (reports the first key unsuccessful)."""
+    ``403``, ``partial`` (reports the first key unsuccessful); a 429 carries ``retry_after``."""
 
     account: str = "acc123"
     namespace: str = "ns456"
@@ -120,6 +121,7 @@ class FakeCloudflareKV:
     store: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[list[dict[str, Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    retry_after: str = "0"
 
     def app(self) -> Starlette:
         path = "/client/v4/accounts/{account}/storage/kv/namespaces/{namespace}/bulk"
@@ -166,7 +168,8 @@ class FakeCloudflareKV:
         behaviour = self.script.pop(0) if self.script else "ok"
         if behaviour == "429":
             return JSONResponse({"success": False, "errors": [{"code": 10013, "message": "rate limited"}],
-                                 "messages": [], "result": None}, status_code=429, headers={"retry-after": "0"})
+                                 "messages": [], "result": None}, status_code=429,
+                                headers={"retry-after": self.retry_after})
         if behaviour == "500":
             return JSONResponse({"success": False, "errors": [{"code": 10002, "message": "internal"}],
                                  "messages": [], "result": None}, status_code=500)

@@ -60,6 +60,7 @@ def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
         policy=policy,
         observer=fan_out(exporter.metrics.observe if exporter else None,
                          RequestLog().observe if logging_enabled(environ) else None),
+        runtime="cpython",
     )
     return app, origin
 

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.tiers import require_tool
+
 
 def bench(*args: str) -> dict[str, object]:
     result = subprocess.run([sys.executable, "-m", "eaves.cli", "bench", "--json", *args], capture_output=True,
@@ -33,9 +35,9 @@ def test_in_process_hit_path_emits_every_layer() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/setup installs it)")
 def test_short_http_bench_emits_ratio() -> None:
     """A one-second round against both servers reports their figures and the ratio, with no errors."""
+    require_tool("wrk", shutil.which("wrk") is not None, "wrk")
     data = bench("--duration", "1", "--rounds", "1", "--iterations", "200", "--connections", "8")
     assert {"ceiling", "emulator", "ratio", "hit_path", "meets_targets"} <= set(data)
     emulator = data["emulator"]

@@ -39,12 +39,18 @@ class TestCaching:
         assert world.simulator.generations == 2
         assert len(await world.answer_keys()) == 2
 
-    async def test_expired_answer_is_a_miss(self) -> None:
-        """After the route's TTL and stale window the answer is regenerated in the foreground."""
+    async def test_without_the_model_answers_are_cached_for_an_hour(self) -> None:
+        """With no intent model every prompt is cached for an hour (the README's figure, not the policy's
+        constant): a hit at 59:59, not a hit after 60:00, and long after it regenerated in the foreground."""
         world = await make_world()
-        await world.chat("q")
-        world.clock.advance(3600 + 300 + 1)
-        assert (await world.chat("q")).header("x-edge-route") == "miss"
+        for prompt in ("q1", "q2", "q3"):
+            await world.chat(prompt)
+        world.clock.advance(3599)
+        assert (await world.chat("q1")).header("x-edge-route") == "hit"
+        world.clock.advance(2)
+        assert (await world.chat("q2")).header("x-edge-route") != "hit"
+        world.clock.advance(3 * 3600)
+        assert (await world.chat("q3")).header("x-edge-route") == "miss"
 
     async def test_failed_generation_writes_nothing(self) -> None:
         """A generation that fails gives a 502 JSON error and leaves the KV without an answer."""

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from edge.jwt import JwtConfig, JwtError, JwtKey, verify_jwt
 from edge.rsa import load_rsa_public_key
 from tests.tokens import b64url, mint, public_jwk, rsa_keys
+
+# RFC 7515 appendix A.1: an HS256 JWS and its key, computed by the RFC's authors, not by this project.
+RFC7515_TOKEN = ("eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+                 ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+                 ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+RFC7515_KEY = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"
 
 NOW = 1_750_000_000
 SECRET = "s" * 32
@@ -23,6 +31,18 @@ class TestSignatures:
         """A token signed with the configured HS256 secret is accepted and its claims returned."""
         claims = verify_jwt(mint({"tenant": "t", "exp": NOW + 60}, secret=SECRET), config(), NOW)
         assert claims["tenant"] == "t"
+
+    def test_rfc7515_hs256_example_verifies(self) -> None:
+        """The RFC's own HS256 example verifies with its key, and fails with a one-bit change."""
+        secret = base64.urlsafe_b64decode(RFC7515_KEY + "=" * (-len(RFC7515_KEY) % 4))
+        cfg = config(JwtKey("HS256", secret=secret))
+        claims = verify_jwt(RFC7515_TOKEN, cfg, 1_300_819_380 - 10)
+        assert claims == {"iss": "joe", "exp": 1_300_819_380, "http://example.com/is_root": True}
+        # A character inside the signature (the last one also carries padding bits, which must be zero).
+        at = len(RFC7515_TOKEN) - 10
+        flipped = RFC7515_TOKEN[:at] + ("k" if RFC7515_TOKEN[at] != "k" else "j") + RFC7515_TOKEN[at + 1:]
+        with pytest.raises(JwtError, match="signature"):
+            verify_jwt(flipped, cfg, 1_300_819_370)
 
     def test_rs256_token_verifies(self) -> None:
         """A token signed with the RSA private key verifies against the public JWK."""
@@ -61,10 +81,16 @@ class TestSignatures:
             verify_jwt(token, config(RS), NOW)
 
     def test_kid_selects_key(self) -> None:
-        """A kid naming no configured key is refused before any signature work."""
-        token = mint({"exp": NOW + 60}, alg="RS256", header={"kid": "zzz"})
+        """With two RS256 keys, the token's kid picks the one to verify with: signed by b and naming b it
+        verifies; signed by b but naming a it fails; a kid naming no configured key is refused."""
+        rs_b = JwtKey("RS256", kid="b", public_key=load_rsa_public_key(public_jwk("b")))
+        cfg = config(RS, rs_b)
+        assert verify_jwt(mint({"exp": NOW + 60, "t": 1}, alg="RS256", rsa_key="b", header={"kid": "b"}),
+                          cfg, NOW)["t"] == 1
+        with pytest.raises(JwtError, match="signature"):
+            verify_jwt(mint({"exp": NOW + 60}, alg="RS256", rsa_key="b", header={"kid": "a"}), cfg, NOW)
         with pytest.raises(JwtError, match="kid"):
-            verify_jwt(token, config(RS), NOW)
+            verify_jwt(mint({"exp": NOW + 60}, alg="RS256", header={"kid": "zzz"}), config(RS), NOW)
 
     @pytest.mark.parametrize("token", ["abc", "a.b", "eyJ.eyJ.", "eyJhbGciOiJIUzI1NiJ9.!!!.x",
                                        b64url(b"[1]") + ".e30.c2ln"])
@@ -82,7 +108,7 @@ class TestClaims:
 
     def test_leeway(self) -> None:
         """A token just past exp but within the leeway is still accepted (clock skew)."""
-        verify_jwt(mint({"exp": NOW - 29}, secret=SECRET), config(), NOW)
+        assert verify_jwt(mint({"exp": NOW - 29, "t": 2}, secret=SECRET), config(), NOW)["t"] == 2
 
     def test_not_yet_valid(self) -> None:
         """A token whose nbf is in the future (beyond leeway) is refused."""
@@ -103,7 +129,8 @@ class TestClaims:
         """iss must match exactly and aud must include the edge's audience (string or list)."""
         cfg = config(issuer="https://idp", audience="eaves")
         ok = {"exp": NOW + 60, "iss": "https://idp"}
-        verify_jwt(mint({**ok, "aud": ["x", "eaves"]}, secret=SECRET), cfg, NOW)
+        assert verify_jwt(mint({**ok, "aud": ["x", "eaves"]}, secret=SECRET), cfg, NOW)["aud"] == ["x", "eaves"]
+        assert verify_jwt(mint({**ok, "aud": "eaves"}, secret=SECRET), cfg, NOW)["aud"] == "eaves"
         with pytest.raises(JwtError, match="issuer"):
             verify_jwt(mint({**ok, "iss": "https://evil", "aud": "eaves"}, secret=SECRET), cfg, NOW)
         with pytest.raises(JwtError, match="audience"):

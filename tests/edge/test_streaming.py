@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 
 from edge import errors, streaming
@@ -32,23 +31,46 @@ class TestRelay:
         assert await drain(streaming.relay(source(chunks), heartbeat_s=1.0)) == chunks
 
     async def test_first_chunk_is_not_held_back(self) -> None:
-        """The first chunk reaches the client while the origin is still producing the rest."""
-        seen: list[float] = []
+        """The first chunk reaches the client while the origin is still producing the rest: the origin sends
+        its tail only after the client has the first chunk, which deadlocks (and fails) any relay that
+        buffers."""
+        client_has_first = asyncio.Event()
 
-        async def slow_tail() -> AsyncIterator[bytes]:
+        async def gated_tail() -> AsyncIterator[bytes]:
             yield b'data: {"first":1}\n\n'
-            await asyncio.sleep(0.3)
+            await client_has_first.wait()
             yield sse.DONE
 
-        started = time.perf_counter()
-        async for _ in streaming.relay(slow_tail(), heartbeat_s=None):
-            seen.append(time.perf_counter() - started)
-        assert seen[0] < 0.1 and seen[-1] >= 0.29
+        async def consume() -> list[bytes]:
+            out = []
+            async for chunk in streaming.relay(gated_tail(), heartbeat_s=None):
+                out.append(chunk)
+                client_has_first.set()
+            return out
+
+        # The timeout only turns a deadlock into a failure; nothing here depends on speed.
+        assert await asyncio.wait_for(consume(), timeout=30) == [b'data: {"first":1}\n\n', sse.DONE]
 
     async def test_heartbeats_while_the_origin_is_silent(self) -> None:
-        """SSE comments go out while the first token is late, and the stream then continues intact."""
-        out = await drain(streaming.relay(source([b'data: {"x":1}\n\n', sse.DONE], delay=0.25), heartbeat_s=0.05))
-        assert out.count(sse.HEARTBEAT) >= 3
+        """SSE comments go out while the first token is late (the origin answers only once the client has seen
+        three of them), and the stream then continues intact."""
+        heartbeats_seen = asyncio.Event()
+
+        async def silent_then_answer() -> AsyncIterator[bytes]:
+            await heartbeats_seen.wait()
+            yield b'data: {"x":1}\n\n'
+            yield sse.DONE
+
+        async def consume() -> list[bytes]:
+            out = []
+            async for chunk in streaming.relay(silent_then_answer(), heartbeat_s=0.01):
+                out.append(chunk)
+                if out.count(sse.HEARTBEAT) == 3:
+                    heartbeats_seen.set()
+            return out
+
+        out = await asyncio.wait_for(consume(), timeout=30)
+        assert out[:3] == [sse.HEARTBEAT] * 3
         assert [c for c in out if c != sse.HEARTBEAT] == [b'data: {"x":1}\n\n', sse.DONE]
 
     async def test_broken_stream_ends_with_an_error_event(self) -> None:

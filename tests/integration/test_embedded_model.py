@@ -13,10 +13,14 @@ import pytest
 from eaves.commands.up import demo_key
 from eaves.stack import running_stack
 from origin.generators.llama import llama_available
+from tests.tiers import require_tool
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not llama_available(), reason="the embedded model is not installed "
-                                 "(scripts/setup --llm)")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("needs_model")]
+
+
+@pytest.fixture
+def needs_model() -> None:
+    require_tool("llm", llama_available(), "the embedded model (llama-cpp-python and the Gemma GGUF)")
 
 
 def origin_health(url: str, headers: dict[str, str] | None = None) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""The real stack with the intent model on (the default): the shipped model and policy route over HTTP."""
+"""The real stack with the intent model on (the default): the shipped model and policy route over HTTP, on
+both edge runtimes (in Pyodide the model runs in the project's pure-Python ONNX interpreter)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,29 @@ import httpx
 import pytest
 
 from eaves.stack import Stack, running_stack
-from tests.integration.conftest import create_key
+from tests.integration.conftest import create_key, edge_args, edge_runtime, served_by
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def intent_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
-    folder = tmp_path_factory.mktemp("intent-stack")
-    with running_stack(folder, env={"EAVES_SIM_TTFT_MS": "0", "EAVES_SIM_TOKENS_PER_S": "0"}) as stack:
-        yield stack, create_key(folder, "acme")
+def intent_stack(tmp_path_factory: pytest.TempPathFactory, runtime: str) -> Iterator[tuple[Stack, str, str]]:
+    folder = tmp_path_factory.mktemp(f"intent-stack-{runtime}")
+    env = {"EAVES_SIM_TTFT_MS": "0", "EAVES_SIM_TOKENS_PER_S": "0", "EAVES_INTENT": "on"}
+    with running_stack(folder, env=env, edge_args=edge_args(runtime)) as stack:
+        assert stack.edge and edge_runtime(stack.edge.url) == runtime
+        yield stack, create_key(folder, "acme"), runtime
 
 
-def ask(setup: tuple[Stack, str], prompt: str) -> httpx.Response:
-    stack, key = setup
+def ask(setup: tuple[Stack, str, str], prompt: str) -> httpx.Response:
+    stack, key, runtime = setup
     assert stack.edge
-    return httpx.post(stack.edge.url + "/v1/chat/completions", timeout=30,
-                      json={"messages": [{"role": "user", "content": prompt}]},
-                      headers={"authorization": f"Bearer {key}"})
+    return served_by(httpx.post(stack.edge.url + "/v1/chat/completions", timeout=60,
+                                json={"messages": [{"role": "user", "content": prompt}]},
+                                headers={"authorization": f"Bearer {key}"}), runtime)
 
 
-def test_routes_over_http(intent_stack: tuple[Stack, str]) -> None:
+def test_routes_over_http(intent_stack: tuple[Stack, str, str]) -> None:
     """greeting -> edge, injection -> 403 blocked, out of scope -> origin, cacheable -> miss then hit."""
     greeting = ask(intent_stack, "hello there")
     assert greeting.status_code == 200 and greeting.headers["x-edge-route"] == "edge"
@@ -45,7 +48,7 @@ def test_routes_over_http(intent_stack: tuple[Stack, str]) -> None:
     assert second.headers["x-edge-route"] == "hit" and second.json() == first.json()
 
 
-def test_load_test_question_is_not_blocked(intent_stack: tuple[Stack, str]) -> None:
+def test_load_test_question_is_not_blocked(intent_stack: tuple[Stack, str, str]) -> None:
     """A popular support question that once read as abuse with 0.50 confidence is answered."""
     response = ask(intent_stack, "How do I reset my email address?")
     assert response.status_code == 200 and response.headers["x-edge-route"] != "blocked"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from edge.memory import MemoryKV
 from origin.app import OriginState, build_app
@@ -14,6 +16,7 @@ from origin.generators.base import GenerationRequest, Piece
 from origin.generators.simulator import SimulatedGenerator
 from origin.writeback import KVAnswerWriter
 from shared import signing, wire
+from shared.kv import KVStorageFull
 
 SECRET = b"origin-secret-0123456789abcdef0123"
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]}).encode()
@@ -73,6 +76,27 @@ class TestGeneration:
         entry = await kv.get("ans/acme/s/abc")
         assert entry is not None and entry.value == response.content
         assert entry.metadata is not None and entry.metadata["i"] == "faq"
+
+    @pytest.mark.parametrize("failure", [KVStorageFull("map full"), OSError("disk gone")])
+    async def test_a_failed_write_back_keeps_the_answer_and_says_so(self, failure: Exception,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+        """KV full or a failing write: the caller still gets its completion, the response says
+        `x-eaves-writeback: failed`, the origin logs the failure and counts it."""
+        kv = MemoryKV()
+
+        async def refuse(*args: object, **kwargs: object) -> None:
+            raise failure
+
+        kv.put = refuse  # type: ignore[method-assign]
+        state = OriginState(generator=SimulatedGenerator(ttft_s=0.0, tokens_per_s=0.0), writer=KVAnswerWriter(kv),
+                            secret=SECRET)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(state)), base_url="http://o")
+        with caplog.at_level(logging.ERROR, logger="eaves"):
+            response = await client.post("/v1/chat/completions", content=BODY, headers=signed_headers(extra=CACHE))
+        assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+        assert response.headers["x-eaves-writeback"] == "failed"
+        assert state.totals.writeback_failures == 1 and state.totals.writebacks == 0
+        assert any("ans/acme/s/abc" in record.getMessage() for record in caplog.records)
 
     async def test_no_cache_headers_no_write(self) -> None:
         """Without cache headers nothing is written."""

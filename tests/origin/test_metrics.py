@@ -41,6 +41,13 @@ async def test_generation_counts_tokens_and_cost_and_logs_request_id(capsys: pyt
     assert chat == [{**chat[0], "request_id": "req-42", "tenant": "t", "status": 200, "service": "origin"}]
 
 
-def test_estimated_cost_uses_prices_per_million() -> None:
-    """Cost is tokens times the configured price per million tokens."""
-    assert metrics.estimated_cost(1_000_000, 0) == metrics.DEFAULT_PRICE_PROMPT_PER_MTOK
+def test_estimated_cost_uses_prices_per_million(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cost is tokens times the price per million tokens: by default USD 0.50 for prompt and 1.50 for completion
+    tokens (the README's placeholders), else EAVES_PRICE_PROMPT_PER_MTOK / EAVES_PRICE_COMPLETION_PER_MTOK."""
+    monkeypatch.delenv("EAVES_PRICE_PROMPT_PER_MTOK", raising=False)
+    monkeypatch.delenv("EAVES_PRICE_COMPLETION_PER_MTOK", raising=False)
+    assert metrics.estimated_cost(1_000_000, 0) == pytest.approx(0.50)
+    assert metrics.estimated_cost(2_000, 1_000) == pytest.approx(2_000 * 0.50e-6 + 1_000 * 1.50e-6)
+    monkeypatch.setenv("EAVES_PRICE_PROMPT_PER_MTOK", "3")
+    monkeypatch.setenv("EAVES_PRICE_COMPLETION_PER_MTOK", "15")
+    assert metrics.estimated_cost(1_000, 100) == pytest.approx(1_000 * 3e-6 + 100 * 15e-6)

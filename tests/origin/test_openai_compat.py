@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from origin.generators import openai_compat
 from origin.generators.base import GenerationError, GenerationRequest
 from origin.generators.openai_compat import OpenAICompatGenerator
-from tests.helpers import make_rig, read_body, sse_events, sse_text
+from tests.helpers import VirtualSleep, make_rig, read_body, sse_events, sse_text
 from tests.servers import FakeOpenAI, serve
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,16 @@ async def collect(generator: OpenAICompatGenerator) -> tuple[str, list[dict[str,
 
 
 def make(url: str, **kwargs: object) -> OpenAICompatGenerator:
-    return OpenAICompatGenerator(url + "/v1", api_key="sk-test", backoff_base_s=0.01, backoff_max_s=0.05,
-                                 **kwargs)  # type: ignore[arg-type]
+    options = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, **kwargs}
+    return OpenAICompatGenerator(url + "/v1", api_key="sk-test", **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> VirtualSleep:
+    """The generator's waits, recorded instead of slept."""
+    virtual = VirtualSleep()
+    monkeypatch.setattr(openai_compat, "asyncio", virtual)
+    return virtual
 
 
 class TestOpenAICompat:
@@ -46,16 +54,19 @@ class TestOpenAICompat:
         assert sent["stop"] == ["\n\n"] and sent["temperature"] == 0.5
         assert fake.auth == ["Bearer sk-test"]
 
-    async def test_retries_429_and_5xx_then_succeeds(self) -> None:
-        """429 (with Retry-After) and 5xx before the first token are retried with backoff."""
-        fake = FakeOpenAI(script=["429", "500", "503"])
+    async def test_retries_429_and_5xx_then_succeeds(self, sleeps: VirtualSleep) -> None:
+        """429 (with Retry-After) and 5xx before the first token are retried, 5xx after an exponential backoff
+        with jitter: attempt n waits between half and all of min(max, base * 2^(n-1))."""
+        fake = FakeOpenAI(script=["429", "500", "503"], retry_after="0")
         with serve(fake.app()) as url:
-            generator = make(url, max_attempts=4)
-            started = time.perf_counter()
+            generator = make(url, max_attempts=4, backoff_base_s=1.0, backoff_max_s=3.0)
             text, _ = await collect(generator)
             await generator.aclose()
         assert text.startswith("Hello") and len(fake.calls) == 4
-        assert time.perf_counter() - started < 2
+        assert sleeps.waits[0] == 0.0  # the 429 said "now"
+        assert 1.0 <= sleeps.waits[1] <= 2.0  # attempt 2: ceiling min(3, 1 * 2)
+        assert 1.5 <= sleeps.waits[2] <= 3.0  # attempt 3: ceiling min(3, 1 * 4), capped at 3
+        assert len(sleeps.waits) == 3
 
     async def test_gives_up_after_bounded_attempts(self) -> None:
         """Persistent 5xx ends in a GenerationError naming the cause after max_attempts."""
@@ -67,22 +78,26 @@ class TestOpenAICompat:
             await generator.aclose()
         assert len(fake.calls) == 3
 
-    async def test_honours_retry_after(self) -> None:
-        """The wait before a retry follows the upstream's Retry-After header."""
-        fake = FakeOpenAI(script=["429"])
+    @pytest.mark.parametrize("header, waited", [("7", 7.0), ("2.5", 2.5), ("86400", 30.0), ("-5", 0.0)])
+    async def test_honours_retry_after_up_to_a_cap(self, sleeps: VirtualSleep, header: str, waited: float) -> None:
+        """The wait before retrying a 429 is the upstream's Retry-After in seconds, never more than
+        max_retry_after_s (so a hostile or confused upstream cannot park a generation for a day)."""
+        fake = FakeOpenAI(script=["429"], retry_after=header)
         with serve(fake.app()) as url:
-            generator = make(url)
-            seen: list[float] = []
-            original = generator._retry_delay
+            generator = make(url, max_retry_after_s=30.0)
+            text, _ = await collect(generator)
+            await generator.aclose()
+        assert text.startswith("Hello") and len(fake.calls) == 2
+        assert sleeps.waits == [waited]
 
-            def spy(response, attempt):  # type: ignore[no-untyped-def]
-                seen.append(original(response, attempt))
-                return seen[-1]
-
-            generator._retry_delay = spy  # type: ignore[method-assign]
+    async def test_an_http_date_retry_after_falls_back_to_backoff(self, sleeps: VirtualSleep) -> None:
+        """Retry-After as an HTTP date is not misread as seconds: the normal backoff applies."""
+        fake = FakeOpenAI(script=["429"], retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+        with serve(fake.app()) as url:
+            generator = make(url, backoff_base_s=2.0, backoff_max_s=8.0)
             await collect(generator)
             await generator.aclose()
-        assert seen == [0.0]
+        assert len(sleeps.waits) == 1 and 1.0 <= sleeps.waits[0] <= 2.0
 
     async def test_client_errors_are_not_retried(self) -> None:
         """A 400 is the caller's problem: one attempt, and the upstream's message in the error."""

@@ -8,8 +8,10 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -119,23 +121,66 @@ def echo_server() -> Iterator[str]:
         server.server_close()
 
 
+def module_files(paths: list[str]) -> list[str]:
+    """The test modules the given paths name (a folder stands for every test_*.py under it)."""
+    files: list[str] = []
+    for path in paths:
+        target = REPO / path
+        found = sorted(target.rglob("test_*.py")) if target.is_dir() else [target]
+        files += [str(f.relative_to(REPO)) for f in found]
+    return files
+
+
+def collected_on_cpython(paths: list[str]) -> list[str]:
+    """The test ids CPython's pytest collects from ``paths``: what must also run inside Pyodide."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             *paths], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"collecting on CPython failed:\n{result.stdout}{result.stderr}"
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
 def test_edge_tests_pass_inside_pyodide(echo_server: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Every Pyodide-suitable test passes inside Pyodide, with the real workers SDK and the KV fake."""
+    """Every Pyodide-suitable test passes inside Pyodide, with the real workers SDK and the KV fake: each test
+    CPython collects from those modules passed there (or skipped for want of a CPython-only module), and every
+    Pyodide-only module ran, so a module or test that silently dropped out fails this."""
     require(NODE_MODULES / "pyodide", PYODIDE_SITE)
     env = {**os.environ, "EAVES_TEST_SERVER": echo_server}
     started = time.perf_counter()
     result = subprocess.run(
-        [node(), str(REPO / "tests" / "pyodide" / "harness.mjs"), "-q", "-rs", *PYODIDE_TEST_PATHS],
+        [node(), str(REPO / "tests" / "pyodide" / "harness.mjs"), "-q", "-rA", *PYODIDE_TEST_PATHS],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=HARNESS_TIMEOUT_S, check=False,
     )
     output = result.stdout + result.stderr
-    timings = [line for line in output.splitlines() if line.startswith("harness:")]
+    lines = output.splitlines()
+    timings = [line for line in lines if line.startswith("harness:")]
     with capsys.disabled():  # load and run times, visible on success too
         print("\n" + "\n".join(timings) + f"\npyodide tier: {time.perf_counter() - started:.1f} s wall")
     assert result.returncode == 0, f"pytest inside Pyodide exited with {result.returncode}:\n{output}"
-    summary = [line for line in output.splitlines() if re.search(r" passed.* in [\d.]+s", line)]
+    summary = [line for line in lines if re.search(r" passed.* in [\d.]+s", line)]
     assert summary, f"no pytest summary line in the harness's output:\n{output}"
-    skips = [line for line in output.splitlines() if line.startswith("SKIPPED")]
+
+    skips = [line for line in lines if line.startswith("SKIPPED")]
     unexpected = [line for line in skips if not any(f"could not import '{m}'" in line for m in CPYTHON_ONLY_MODULES)]
     assert not unexpected, f"tests skipped inside Pyodide for another reason than a CPython-only module:\n{output}"
-    assert re.search(r"(\d+) passed", summary[-1]) and int(re.search(r"(\d+) passed", summary[-1]).group(1)) > 150
+    skipped_per_file: Counter[str] = Counter()
+    for line in skips:  # "SKIPPED [2] tests/x/test_y.py:12: could not import 'numpy'"
+        match = re.match(r"SKIPPED \[(\d+)\] ([^:]+):", line)
+        assert match, line
+        skipped_per_file[match.group(2)] += int(match.group(1))
+    passed = {line.split(" ", 1)[1] for line in lines if line.startswith("PASSED ")}
+
+    inside = [path for path in PYODIDE_TEST_PATHS if path.startswith("tests/pyodide/inside")]
+    shared_paths = [path for path in PYODIDE_TEST_PATHS if path not in inside]
+    expected = collected_on_cpython(shared_paths)
+    missing = sorted(set(expected) - passed)
+    missing_per_file = Counter(test.split("::", 1)[0] for test in missing)
+    unexplained = {f: n for f, n in missing_per_file.items() if n != skipped_per_file.get(f, 0)}
+    assert not unexplained, (f"tests CPython collects that did not pass inside Pyodide (per module: missing, "
+                             f"not explained by a CPython-only skip): {unexplained}\n" + "\n".join(missing))
+    ran_modules = {test.split("::", 1)[0] for test in passed}
+    for module in module_files(shared_paths):
+        assert module in ran_modules or skipped_per_file.get(module), f"{module} ran no test inside Pyodide"
+    for module in module_files(inside):
+        assert module in ran_modules, f"{module} (Pyodide-only) ran no test inside Pyodide"
+    total = re.search(r"(\d+) passed", summary[-1])
+    assert total and int(total.group(1)) == len(passed)

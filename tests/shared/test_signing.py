@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from shared.signing import SignatureError, sign, verify
@@ -15,9 +18,31 @@ def signed(headers: dict[str, str] | None = None, body: bytes = b"{}") -> dict[s
 
 
 class TestVerify:
-    def test_valid_signature_passes(self) -> None:
-        """A request signed with the secret, in time, verifies."""
-        verify(SECRET, "POST", "/v1/chat/completions", b"{}", signed(), 1010.0)
+    def test_signature_is_the_documented_hmac(self) -> None:
+        """The signature is HMAC-SHA256, hex, after "v1=", over the lines: method, path, unix timestamp, the
+        body's SHA-256 hex, then each x-eaves-* header (the fresh x-eaves-nonce included) as "name:value"
+        sorted by name (computed here by hand, so that an origin written in another language can verify it)."""
+        headers = {"X-Eaves-Tenant": "acme", "x-eaves-cache-key": "ans/acme/1", "x-other": "not signed"}
+        out = sign(SECRET, "post", "/v1/chat/completions", b"{}", 1000.9, headers)
+        nonce = out["x-eaves-nonce"]
+        assert len(nonce) == 32 and int(nonce, 16) >= 0
+        message = "\n".join(["POST", "/v1/chat/completions", "1000", hashlib.sha256(b"{}").hexdigest(),
+                              "x-eaves-cache-key:ans/acme/1", f"x-eaves-nonce:{nonce}", "x-eaves-tenant:acme"])
+        expected = hmac.new(SECRET, message.encode(), hashlib.sha256).hexdigest()
+        assert out == {"x-eaves-timestamp": "1000", "x-eaves-nonce": nonce, "x-eaves-signature": f"v1={expected}"}
+        assert sign(SECRET, "post", "/v1/chat/completions", b"{}", 1000.9, headers)["x-eaves-nonce"] != nonce
+        verify(SECRET, "POST", "/v1/chat/completions", b"{}", {**headers, **signed(headers)}, 1010.0)
+
+    @pytest.mark.parametrize("now", [1000.0 - 300, 1000.0 + 300])
+    def test_300_seconds_either_way_is_accepted(self, now: float) -> None:
+        """A signature up to 300 s old, or 300 s ahead (clock skew), is accepted."""
+        verify(SECRET, "POST", "/v1/chat/completions", b"{}", signed(), now)
+
+    @pytest.mark.parametrize("now", [1000.0 - 301, 1000.0 + 301])
+    def test_301_seconds_either_way_is_refused(self, now: float) -> None:
+        """One second past the window either way is refused, with the offset and the allowed skew."""
+        with pytest.raises(SignatureError, match=r"301s off; allowed skew is 300s"):
+            verify(SECRET, "POST", "/v1/chat/completions", b"{}", signed(), now)
 
     @pytest.mark.parametrize("change, message", [
         ({"body": b"{ }"}, "does not match"),

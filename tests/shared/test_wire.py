@@ -32,8 +32,13 @@ class TestAccepted:
         assert "first" in chat.history and "answer" in chat.history  # type: ignore[attr-defined]
 
     def test_unknown_fields_pass(self) -> None:
-        """Fields this edge does not know are ignored, as OpenAI clients send many."""
-        parse({"messages": [{"role": "user", "content": "hi"}], "seed": 3, "logprobs": False})
+        """Fields this edge does not know are accepted and change nothing it reads, as OpenAI clients send many;
+        they still reach the origin in the body."""
+        plain = parse({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9})
+        extra = parse({"messages": [{"role": "user", "content": "hi", "name": "ann"}], "max_tokens": 9, "seed": 3,
+                       "logprobs": False, "response_format": {"type": "text"}, "x_vendor": [1, {"a": None}]})
+        assert extra == plain
+        assert extra.raw["seed"] == 3 and extra.raw["x_vendor"] == [1, {"a": None}]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("payload, param, message", [
@@ -72,3 +77,4 @@ def test_cached_answer_metadata_round_trip() -> None:
     back = CachedAnswer.from_kv(b"{}", meta)
     assert back is not None and back.fresh_until == 70.0
     assert CachedAnswer.from_kv(b"{}", {"unrelated": 1}) is None
+

@@ -242,3 +242,75 @@ class TestImportTimeIntent:
         response, _ = await call(env, chat(key, "hello there"))
         assert response.status == 200
         assert [v.get("EAVES_POLICY") for v in seen] == ["/repo/shared/intent/data/policy.toml"]
+
+
+def store_answer(app: Any, prompt: str, *, age_s: float, ttl_s: float, stale_s: float, keep_s: float) -> Any:
+    """A stored answer to ``prompt`` for tenant acme, generated ``age_s`` seconds ago."""
+    _, digest = app.parser.parse(json.dumps({"messages": [{"role": "user", "content": prompt}]}).encode(), "")
+    answer_key = app.parser.keys_for("acme", "", digest).shared
+    created = time.time() - age_s
+    completion = json.dumps(wire.completion_body("Stored answer.", model="eaves-default")).encode()
+    stored = wire.CachedAnswer(completion, created, created + ttl_s, "faq", created + ttl_s + stale_s,
+                               created + ttl_s + keep_s)
+    return answer_key, stored
+
+
+async def test_responses_say_they_came_from_pyodide(server: str) -> None:
+    """The Workers adapter labels every response, and /healthz, with runtime "pyodide"."""
+    env = worker_env(server)
+    health, text = await call(env, js.Request.new("https://edge.example/healthz"))
+    assert health.headers.get("x-edge-runtime") == "pyodide" and json.loads(text)["runtime"] == "pyodide"
+    refused, _ = await call(env, chat("eav_not-a-key", "hi"))
+    assert refused.headers.get("x-edge-runtime") == "pyodide"
+
+
+async def test_a_stale_answer_is_served_and_refreshed_through_wait_until(server: str) -> None:
+    """Past its TTL a stored answer is served at once as stale, and its refresh runs in ctx.waitUntil (the
+    request's own work is done when the response is returned; the refresh is the one promise left)."""
+    env = worker_env(server)
+    key = await with_key(env)
+    await call(env, chat(key, "warm up"))  # builds the isolate's EdgeApp
+    app = edge.entry._edge
+    assert app is not None
+    answer_key, stored = store_answer(app, "What are your hours?", age_s=120, ttl_s=60, stale_s=600, keep_s=3600)
+    await app.kv.put(answer_key, stored.body, expiration_ttl=3600, metadata=stored.metadata())
+    ctx = ExecutionContext.new()
+    response = (await Default(ctx, env).fetch(chat(key, "What are your hours?"))).js_object
+    assert response.headers.get("x-edge-route") == "stale" and int(response.headers.get("age")) >= 120
+    assert "Stored answer." in await response.text()
+    assert app.stats["refreshed"] == 0  # not yet: it waits in waitUntil
+    assert await ctx.drain() == 1
+    assert app.stats["refreshed"] == 1
+
+
+async def test_an_unreachable_origin_falls_back_to_stale_then_the_breaker_opens(server: str) -> None:
+    """With the origin unreachable: a known question gets its old answer (stale, origin_unreachable), new
+    ones get 502, and after EAVES_BREAKER_FAILURES of them a 503 circuit_open with Retry-After."""
+    env = worker_env("http://127.0.0.1:1", EAVES_BREAKER_FAILURES="2", EAVES_BREAKER_COOLDOWN_S="30")
+    key = await with_key(env)
+    await call(env, chat(key, "warm up"))  # one failure already
+    app = edge.entry._edge
+    assert app is not None
+    answer_key, stored = store_answer(app, "What are your hours?", age_s=5000, ttl_s=60, stale_s=60, keep_s=86400)
+    await app.kv.put(answer_key, stored.body, expiration_ttl=86400, metadata=stored.metadata())
+    stale, text = await call(env, chat(key, "What are your hours?"))
+    assert stale.status == 200 and stale.headers.get("x-edge-route") == "stale"
+    assert stale.headers.get("x-edge-fallback-reason") == "origin_unreachable" and "Stored answer." in text
+    assert app.breaker.state == "open"
+    refused, text = await call(env, chat(key, "a new question"))
+    assert refused.status == 503 and json.loads(text)["error"]["code"] == "circuit_open"
+    assert refused.headers.get("x-edge-fallback-reason") == "circuit_open"
+    assert 0 < int(refused.headers.get("retry-after")) <= 30
+
+
+async def test_a_canned_fallback_when_nothing_is_cached(server: str) -> None:
+    """A policy route's canned answer stands in when the origin fails and nothing is stored."""
+    with open("/tmp/eaves-fallback-policy.toml", "w") as handle:
+        handle.write('version = "fallback-1"\n[default]\naction = "cache"\nttl_s = 60\nstale_s = 60\n'
+                     'answer = "We are busy; please try again shortly."\n')
+    env = worker_env("http://127.0.0.1:1", EAVES_INTENT="on", EAVES_POLICY="/tmp/eaves-fallback-policy.toml")
+    key = await with_key(env)
+    response, text = await call(env, chat(key, "How do I cook rice?"))
+    assert response.status == 200 and response.headers.get("x-edge-route") == "fallback"
+    assert json.loads(text)["choices"][0]["message"]["content"] == "We are busy; please try again shortly."
+    assert response.headers.get("x-edge-runtime") == "pyodide"

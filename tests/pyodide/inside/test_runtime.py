@@ -62,9 +62,17 @@ class TestRuntime:
         assert json.loads(json.dumps({"a": [1, 2.5, None]})) == {"a": [1, 2.5, None]}
 
     async def test_coroutine_tests_run(self) -> None:
-        """conftest's asyncio.run works here (stack switching is on)."""
-        await asyncio.sleep(0.001)
-        assert asyncio.get_running_loop().is_running()
+        """conftest's asyncio.run drives a real event loop here: two tasks interleave at each await (stack
+        switching is on), as the edge's concurrent requests and background refreshes need."""
+        order: list[str] = []
+
+        async def worker(name: str) -> None:
+            for step in range(2):
+                order.append(f"{name}{step}")
+                await asyncio.sleep(0)
+
+        await asyncio.gather(worker("a"), worker("b"))
+        assert order == ["a0", "b0", "a1", "b1"]
 
 
 class TestKVFake:

@@ -252,9 +252,12 @@ class TestBackgroundAndClock:
         assert await ctx.drain() == 1
         assert done == ["written back"]
 
-    def test_clock(self) -> None:
-        """now() is wall-clock seconds; monotonic() does not go backwards."""
+    async def test_clock(self) -> None:
+        """now() is JavaScript's Date.now() in seconds; monotonic() is in seconds too (performance.now() counts
+        milliseconds) and advances across a wait, which is when Workers lets it move."""
         clock = WorkersClock()
-        assert clock.now() > 1_700_000_000
+        assert abs(clock.now() - js.Date.now() / 1000) < 5
         first = clock.monotonic()
-        assert clock.monotonic() >= first
+        await asyncio.sleep(0.05)
+        waited = clock.monotonic() - first
+        assert 0.04 <= waited < 30  # at least the wait (a lower bound cannot flake); seconds, not milliseconds
