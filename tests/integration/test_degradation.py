@@ -49,7 +49,7 @@ def stack_on(runtime: str, data_dir: Path, env: dict[str, str]) -> Iterator[Stac
 def origin_requests(stack: Stack) -> int:
     """Requests the origin has accepted so far (its /healthz)."""
     assert stack.origin
-    return int(httpx.get(stack.origin.url + "/healthz", timeout=10).json()["requests"])
+    return int(httpx.get(stack.origin.url + "/healthz", timeout=10, headers=stack.operator_headers).json()["requests"])
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -51,11 +53,15 @@ def test_second_tenant_gets_own_answer(stack: Stack, stack_dir: Path, runtime: s
     assert routes == ["miss", "miss"]
 
 
-def test_a_tenant_named_in_any_script_is_served(stack: Stack, stack_dir: Path, runtime: str) -> None:
-    """A tenant whose name is not ASCII (API-key records and JWT claims allow any text) gets a miss, then a
-    hit; the name reaches the origin intact over real HTTP (httpx and fetch refuse raw non-ASCII headers)."""
+def test_tenant_ids_are_checked_where_they_are_created(stack: Stack, stack_dir: Path, runtime: str) -> None:
+    """`eaves keys create` refuses a tenant id outside the rule (it would otherwise need a second, hashed
+    encoding that another tenant could imitate) and stores nothing; an id using every allowed character class
+    gets a miss, then a hit, over real HTTP."""
     assert stack.edge
-    key = create_key(stack_dir, "Zoë 東京")
+    refused = subprocess.run([sys.executable, "-m", "eaves.cli", "keys", "create", "--tenant", "Zoë 東京",
+                              "--tier", "pro", "--data-dir", str(stack_dir)], capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stdout == "" and "A-Z, a-z, 0-9" in refused.stderr
+    key = create_key(stack_dir, "Zoe.Tokyo_2-b")
     body = {"messages": [{"role": "user", "content": "Where is my parcel?"}]}
     routes = [served_by(httpx.post(stack.edge.url + "/v1/chat/completions", json=body, timeout=30,
                                    headers={"authorization": f"Bearer {key}"}), runtime).headers["x-edge-route"]

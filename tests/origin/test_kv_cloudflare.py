@@ -37,7 +37,7 @@ BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "count
 
 def signed_headers() -> dict[str, str]:
     """What the edge sends for a cacheable miss: signed, with a write-back key and TTL."""
-    headers = {"content-type": "application/json", wire.CACHE_KEY_HEADER: "ans/acme/abc",
+    headers = {"content-type": "application/json", wire.TENANT_HEADER: "acme", wire.CACHE_KEY_HEADER: "ans/acme/s/abc",
                wire.CACHE_TTL_HEADER: "600", wire.CACHE_STALE_HEADER: "0", wire.CACHE_INTENT_HEADER: "faq"}
     headers.update(signing.sign(SECRET, "POST", "/v1/chat/completions", BODY, time.time(), headers))
     return headers
