@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def load_intent() -> tuple[Any, Any]:
-    """The intent model and policy from the environment (see ``edge.bootstrap.load_intent``)."""
-    return bootstrap.load_intent(os.environ)
+def load_intent(environ: Mapping[str, str]) -> tuple[Any, Any]:
+    """The intent model and policy from the settings the edge is built from (``edge.bootstrap.load_intent``)."""
+    return bootstrap.load_intent(environ)
 
 
 def logging_enabled(environ: dict[str, str]) -> bool:
@@ -47,7 +47,7 @@ def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
     if not settings.origin_secret:
         settings = dataclasses.replace(settings, origin_secret=stack.origin_secret())
     origin = HttpxOriginClient(settings.origin_url)
-    classifier, policy = load_intent()
+    classifier, policy = load_intent(environ)
     app = EdgeApp(
         settings=settings,
         kv=AsyncLmdbKV(LmdbKV(stack.kv_path)),
@@ -73,7 +73,10 @@ class EdgeASGI:
 
     def _ensure(self) -> EdgeApp:
         if self.edge is None:
-            self.edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics)
+            edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics)
+            if self.metrics is not None:
+                self.metrics.metrics.watch_breaker("origin", lambda: edge.breaker.state)
+            self.edge = edge
         return self.edge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
