@@ -6,10 +6,11 @@ increment and ~4 µs per histogram observation (measured here), which would be ~
 Exporters read ``snapshot()``: the emulator merges one snapshot file per worker process into
 Prometheus's text format (``edge.emulator.metrics``).
 
-The others' code calls the small API at module level, whatever the runtime::
+Fallbacks are counted from the response itself (its ``x-edge-fallback-reason`` header), and a circuit
+breaker's state is read when a snapshot is taken, so nothing on the request path has to remember to report
+them::
 
-    metrics.breaker_state("origin", "open")     # closed | open | half_open (any label value works)
-    metrics.fallback("origin_timeout")          # one fallback answer served, and why
+    METRICS.watch_breaker("origin", lambda: edge.breaker.state)   # closed | open | half_open
 
 New route names (``x-edge-route``) and states simply appear as new label values.
 """
@@ -17,6 +18,7 @@ New route names (``x-edge-route``) and states simply appear as new label values.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 from edge.http import EdgeRequest, EdgeResponse
@@ -29,6 +31,9 @@ DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 # Routes on which the origin was not called although, without the edge, it would have been.
 SAVED_ROUTES = frozenset({"hit", "stale", "edge", "blocked"})
 CACHE_ROUTES = frozenset({"hit", "stale", "miss"})
+FALLBACK_REASON_HEADER = "x-edge-fallback-reason"
+# Routes whose responses may carry a fallback reason (stale-if-error is served as "stale"): a hit never does.
+_FALLBACK_ROUTES = frozenset({"fallback", "stale"})
 _STATUS_ROUTES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_found", 429: "rate_limited"}
 
 
@@ -50,7 +55,8 @@ class EdgeMetrics:
         self.durations: dict[str, list[float]] = {}
         self.segments: dict[str, list[float]] = {}  # segment -> [count, sum of seconds]
         self.fallbacks: dict[str, int] = {}
-        self.breakers: dict[str, str] = {}  # breaker name -> current state
+        self.breakers: dict[str, str] = {}  # breaker name -> last reported state
+        self._breaker_sources: dict[str, Callable[[], str]] = {}  # breaker name -> reads its state now
         self.generation = 0  # bumped on every change, so exporters skip unchanged snapshots
 
     def observe(self, request: EdgeRequest, response: EdgeResponse, timing: Timing, request_id: str) -> None:
@@ -60,6 +66,10 @@ class EdgeMetrics:
         key = (route, _status_text(status))
         requests = self.requests
         requests[key] = requests.get(key, 0) + 1
+        if route in _FALLBACK_ROUTES:
+            reason = response.header(FALLBACK_REASON_HEADER)
+            if reason:
+                self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
         seconds = timing.elapsed()
         histogram = self.durations.get(route)
         if histogram is None:
@@ -83,8 +93,20 @@ class EdgeMetrics:
         self.breakers[name] = state
         self.generation += 1
 
+    def watch_breaker(self, name: str, state: Callable[[], str]) -> None:
+        """Report the breaker called ``name`` as whatever ``state()`` says when a snapshot is taken."""
+        self._breaker_sources[name] = state
+
+    def poll(self) -> None:
+        """Read the watched breakers' states now (an open breaker turns half-open with time alone)."""
+        for name, state in self._breaker_sources.items():
+            current = state()
+            if self.breakers.get(name) != current:
+                self.breaker_state(name, current)
+
     def snapshot(self) -> dict[str, Any]:
         """Plain JSON-able data: what an exporter merges across processes."""
+        self.poll()
         return {
             "requests": [[route, status, count] for (route, status), count in self.requests.items()],
             "durations": {route: list(values) for route, values in self.durations.items()},

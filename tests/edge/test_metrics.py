@@ -59,6 +59,33 @@ class TestObserver:
         assert first.requests == second.requests == {("miss", "200"): 1}
 
 
+class TestFromProduction:
+    async def test_fallbacks_counted_by_reason_from_responses(self) -> None:
+        """A failing origin's fallback answers are counted by reason by the observer alone."""
+        world = await make_world(breaker_failures=2)
+        counts = EdgeMetrics()
+        world.edge.observer = counts.observe
+        world.simulator.fail_rate = 1.0
+        for i in range(3):
+            response = await world.chat(f"question {i}")
+            assert response.header("x-edge-route") == "fallback"
+        assert counts.fallbacks == {"origin_error": 2, "circuit_open": 1}
+        assert counts.requests[("fallback", "502")] == 2
+
+    async def test_breaker_state_read_at_snapshot(self) -> None:
+        """A watched breaker's state is in every snapshot, including a change that happened with time alone."""
+        world = await make_world(breaker_failures=1, breaker_cooldown_s=30.0)
+        counts = EdgeMetrics()
+        counts.watch_breaker("origin", lambda: world.edge.breaker.state)
+        assert counts.snapshot()["breakers"] == {"origin": "closed"}
+        world.simulator.fail_rate = 1.0
+        await world.chat()
+        assert counts.snapshot()["breakers"] == {"origin": "open"}
+        generation = counts.generation
+        world.clock.advance(31)
+        assert counts.snapshot()["breakers"] == {"origin": "half_open"} and counts.generation > generation
+
+
 class TestApiForOthers:
     def test_fallback_and_breaker_state(self) -> None:
         """The module-level API feeds the process's metrics."""
