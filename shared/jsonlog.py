@@ -3,10 +3,18 @@
 Fields are chosen so a request can be followed from edge to origin by ``request_id``; they never
 include credentials, prompts or answers. Lines go straight to a stream (no ``logging`` machinery:
 a request-path log line must cost a few microseconds, not tens).
+
+``BufferedLineWriter`` (the emulator's edge log) writes lines in batches: one ``write`` per
+``max_lines`` lines or per ``interval_s``, whichever comes first, instead of one per request. With
+``PYTHONUNBUFFERED`` set, or a pipe, every per-request ``write`` is a system call, which cost ~20 µs of a
+~100 µs cache hit here. ``flush()`` runs at a clean shutdown (the emulator's lifespan, and ``atexit`` as a
+last resort), so a clean stop loses no line; a SIGKILL loses at most the last ``interval_s``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import sys
 import time
@@ -43,3 +51,55 @@ class JsonLineWriter:
 
     def now(self) -> float:
         return self._clock()
+
+    def flush(self) -> None:
+        """Nothing is held back here (each line is written as it comes); flush the stream itself."""
+        try:  # noqa: SIM105 -- as in emit
+            (self._stream or sys.stdout).flush()
+        except (OSError, ValueError):
+            pass
+
+
+class BufferedLineWriter(JsonLineWriter):
+    """A ``JsonLineWriter`` that batches its writes (see the module's docstring); same lines, same order."""
+
+    def __init__(self, service: str, stream: TextIO | None = None, clock: Callable[[], float] = time.time, *,
+                 max_lines: int = 256, interval_s: float = 0.2) -> None:
+        super().__init__(service, stream, clock)
+        self.max_lines = max_lines
+        self.interval_s = interval_s
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        atexit.register(self.flush)
+
+    def emit(self, line: str) -> None:
+        lines = self._lines
+        lines.append(line)
+        if len(lines) >= self.max_lines:
+            self.flush()
+        elif len(lines) == 1:
+            try:  # the first line of a batch: make sure it is written within interval_s
+                self._timer = asyncio.get_running_loop().call_later(self.interval_s, self.flush)
+            except RuntimeError:  # no event loop here: nothing would flush later, so write now
+                self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered line now, in one write."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        text = "".join(self._lines)
+        self._lines.clear()
+        stream = self._stream or sys.stdout
+        try:  # the same rule as emit: a broken log stream must never fail a request
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        """Flush, and stop flushing at exit (a writer that is thrown away before the process ends)."""
+        self.flush()
+        atexit.unregister(self.flush)

@@ -20,10 +20,12 @@ from edge.emulator.metrics import MetricsExporter, exporter_from_env
 from edge.http import EdgeRequest, EdgeResponse
 from edge.logs import RequestLog, fan_out
 from edge.memory import SystemClock, TaskBackground
-from edge.settings import EdgeSettings
+from edge.settings import EdgeSettings, SettingsError
+from shared.jsonlog import BufferedLineWriter
 from shared.kv_lmdb import LmdbKV
 from shared.local_stack import LocalStack
 
+DEFAULT_LOG_FLUSH_S = 0.2
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -39,8 +41,22 @@ def logging_enabled(environ: dict[str, str]) -> bool:
     return environ.get("EAVES_LOG", "on").lower() not in ("off", "0", "false", "no")
 
 
-def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
-                     exporter: MetricsExporter | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
+def log_flush_interval(environ: Mapping[str, str]) -> float:
+    """Seconds a log line may wait to be written with others (EAVES_LOG_FLUSH_S, default 0.2)."""
+    try:
+        seconds = float(environ.get("EAVES_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S))
+    except ValueError:
+        raise SettingsError(f"EAVES_LOG_FLUSH_S must be a number of seconds, not "
+                                   f"{environ.get('EAVES_LOG_FLUSH_S')!r}") from None
+    if not 0 < seconds <= 60:
+        raise SettingsError("EAVES_LOG_FLUSH_S must be more than 0 and at most 60 seconds")
+    return seconds
+
+
+def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None, exporter: MetricsExporter | None = None,
+                     log: RequestLog | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
+    """The emulator's EdgeApp over LMDB and httpx, built from ``environ`` (the process environment by default);
+    observed by ``exporter``'s metrics and ``log`` when given."""
     environ = dict(os.environ if environ is None else environ)
     stack = LocalStack(data_dir)
     settings = EdgeSettings.from_mapping(environ)
@@ -57,8 +73,7 @@ def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
         background=TaskBackground(),
         classifier=classifier,
         policy=policy,
-        observer=fan_out(exporter.metrics.observe if exporter else None,
-                         RequestLog().observe if logging_enabled(environ) else None),
+        observer=fan_out(exporter.metrics.observe if exporter else None, log.observe if log else None),
     )
     return app, origin
 
@@ -69,11 +84,15 @@ class EdgeASGI:
         self._environ = environ
         self.edge: EdgeApp | None = None
         self._origin: HttpxOriginClient | None = None
-        self.metrics = exporter_from_env(dict(os.environ if environ is None else environ))
+        settings = dict(os.environ if environ is None else environ)
+        self.metrics = exporter_from_env(settings)
+        # Batched writes: one per 256 lines or EAVES_LOG_FLUSH_S (0.2 s) instead of one per request; and at shutdown.
+        self.log = (RequestLog(BufferedLineWriter("edge", interval_s=log_flush_interval(settings)))
+                    if logging_enabled(settings) else None)
 
     def _ensure(self) -> EdgeApp:
         if self.edge is None:
-            edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics)
+            edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics, self.log)
             if self.metrics is not None:
                 self.metrics.metrics.watch_breaker("origin", lambda: edge.breaker.state)
             self.edge = edge
@@ -99,12 +118,19 @@ class EdgeASGI:
                     self.metrics.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.metrics is not None:
-                    await self.metrics.stop()
-                if self._origin is not None:
-                    await self._origin.aclose()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def aclose(self) -> None:
+        """A clean stop: the last metrics snapshot and every buffered log line written, the origin pool closed."""
+        if self.log is not None:
+            self.log.writer.flush()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self._origin is not None:
+            await self._origin.aclose()
+            self._origin = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self._ensure()

@@ -79,3 +79,20 @@ def test_one_worker_stack_exports_origin_and_edge_metrics(tmp_path: Path) -> Non
         assert 'eaves_origin_generations_total{generator="simulator"} 1.0' in origin_metrics
         assert 'eaves_origin_writebacks_total{result="written"} 1.0' in origin_metrics
         assert chat_counts(stack.edge.url) == {"miss": 1.0}
+
+
+def test_edge_log_keeps_every_line_across_a_clean_stop(tmp_path: Path) -> None:
+    """The edge batches its log writes; stopping it (SIGTERM, as `eaves up` and Ctrl-C do) writes every line:
+    one per request, none lost, even those answered just before the stop."""
+    key = create_key(tmp_path, "logs", "pro")
+    env = {"EAVES_SIM_TTFT_MS": "1", "EAVES_INTENT": "off", "EAVES_TIERS": '{"pro": {"limit": 100000, "window_s": 60}}',
+           "EAVES_LOG_FLUSH_S": "60"}  # so that only the stop itself can write the last lines
+    with running_stack(tmp_path, env=env) as stack:
+        assert stack.edge
+        with httpx.Client(base_url=stack.edge.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
+            ids = [client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "same"}]},
+                               headers={"x-request-id": f"req-{i}"}).headers["x-request-id"] for i in range(120)]
+    lines = [json.loads(line) for line in (tmp_path / "logs" / "edge.log").read_text().splitlines()
+             if line.startswith("{")]
+    logged = [line["request_id"] for line in lines if line["path"] == "/v1/chat/completions"]
+    assert logged == ids
