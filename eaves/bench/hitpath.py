@@ -192,9 +192,7 @@ async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
                "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off"}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
-    origin = app._origin
-    if origin is not None:
-        cleanup.append(origin.aclose)
+    cleanup.append(app.aclose)  # writes its buffered log lines while stdout is still the null device
     api_key = new_api_key()
     await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
     request = hit_request(api_key)
