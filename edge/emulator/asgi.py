@@ -157,8 +157,23 @@ class EdgeASGI:
         await _send_response(response, send)
 
 
+# Header names as bytes, remembered: a hit sends the same ~10 names every time (bounded: an origin's
+# response on a miss may bring names of its own).
+_NAMES: dict[str, bytes] = {}
+
+
+def _name(name: str) -> bytes:
+    raw = _NAMES[name] = name.encode("latin-1")
+    if len(_NAMES) > 1024:
+        _NAMES.clear()
+    return raw
+
+
 async def _send_response(response: EdgeResponse, send: Send) -> None:
-    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k != "content-type"]
+    names = _NAMES
+    # Latin-1, as ASGI headers are; an ASCII value (nearly all) takes the faster default encoder, same bytes.
+    raw_headers = [(names.get(k) or _name(k), v.encode() if v.isascii() else v.encode("latin-1"))
+                   for k, v in response.headers if k != "content-type"]
     raw_headers.append((b"content-type", response.content_type.encode("latin-1")))
     body = response.body
     if isinstance(body, bytes | bytearray):

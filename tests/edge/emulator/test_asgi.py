@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from eaves.stack import free_port
 from edge import metrics as edge_metrics
 from edge.auth import KEY_PREFIX, api_key_hash, api_key_record
-from edge.emulator.asgi import EdgeASGI
+from edge.emulator.asgi import EdgeASGI, _send_response
+from edge.http import EdgeResponse
 from shared.intent.routing import NoClassifier
 from shared.kv_lmdb import LmdbKV, close_env
 from shared.local_stack import LocalStack
@@ -18,7 +23,7 @@ from shared.local_stack import LocalStack
 KEY = "eav_test_asgi_front"
 
 
-def settings(origin_url: str, **extra: str) -> dict[str, str]:
+def edge_settings(origin_url: str, **extra: str) -> dict[str, str]:
     return {"EAVES_INTENT": "off", "EAVES_LOG": "off", "EAVES_ORIGIN_URL": origin_url,
             "EAVES_ORIGIN_SECRET": "test-signing-secret-0123456789abcdef", "EAVES_BREAKER_FAILURES": "2",
             "EAVES_ORIGIN_TIMEOUT_S": "2", **extra}
@@ -51,7 +56,7 @@ async def call(app: EdgeASGI, method: str, path: str, body: bytes = b"") -> tupl
 def test_intent_setting_comes_from_the_given_settings_not_the_process(tmp_path: Path, monkeypatch: Any) -> None:
     """EAVES_INTENT=off in the settings handed to the app is obeyed even when the process says otherwise."""
     monkeypatch.setenv("EAVES_INTENT", "on")
-    app = EdgeASGI(tmp_path, settings("http://127.0.0.1:9"))
+    app = EdgeASGI(tmp_path, edge_settings("http://127.0.0.1:9"))
     edge = app._ensure()
     assert isinstance(edge.classifier, NoClassifier)
 
@@ -62,7 +67,7 @@ async def test_metrics_count_fallbacks_and_breaker_state_from_a_dead_origin(tmp_
     add_key(tmp_path)
     dead_origin = f"http://127.0.0.1:{free_port()}"
     fresh = edge_metrics.EdgeMetrics()
-    app = EdgeASGI(tmp_path, settings(dead_origin))
+    app = EdgeASGI(tmp_path, edge_settings(dead_origin))
     assert app.metrics is not None
     app.metrics.metrics = fresh
     try:
@@ -79,3 +84,18 @@ async def test_metrics_count_fallbacks_and_breaker_state_from_a_dead_origin(tmp_
     assert 'eaves_edge_fallbacks_total{reason="origin_unreachable"} 2.0' in lines
     assert 'eaves_edge_fallbacks_total{reason="circuit_open"} 1.0' in lines
     assert 'eaves_edge_breaker_state{breaker="origin",state="open"} 1.0' in lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=st.lists(st.tuples(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=20),
+                                  st.text(st.characters(max_codepoint=255), max_size=40)), max_size=12))
+def test_response_headers_go_out_as_latin_1(headers: list[tuple[str, str]]) -> None:
+    """Every header name and value reaches ASGI as its Latin-1 bytes, in order, whatever shortcut encodes it."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(_send_response(EdgeResponse(200, b"{}", list(headers)), send))
+    expected = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers if k != "content-type"]
+    assert sent[0]["headers"][:len(expected)] == expected
