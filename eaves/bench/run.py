@@ -428,7 +428,8 @@ def format_table(data: dict[str, Any]) -> str:
     labels = {"core/memory": "EdgeApp.handle, in-memory ports", "core/lmdb": "EdgeApp.handle, LMDB ports",
               "asgi/lmdb": "ASGI app, LMDB, metrics on", "asgi/lmdb/no-metrics": "ASGI app, LMDB, metrics off",
               "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs",
-              "ceiling/asgi": "ceiling app (Starlette), same call"}
+              "http/lmdb": "uvicorn protocol + ASGI app, logs+metrics",
+              "ceiling/asgi": "ceiling app (Starlette), same call", "ceiling/http": "ceiling app behind uvicorn protocol"}
     for name, sample in data["hit_path"].items():
         segments = sample["segments_us"]
         if segments:

@@ -106,10 +106,11 @@ def test_in_process_hit_path_emits_every_layer() -> None:
     """The in-process form reports p50/p99 and segments for every layer, with and without metrics and logs."""
     data = bench("--in-process-only", "--iterations", "300")
     hit_path = data["hit_path"]
-    layers = {"core/memory", "core/lmdb", "asgi/lmdb", "asgi/lmdb/no-metrics", "asgi/lmdb/logs", "ceiling/asgi"}
+    layers = {"core/memory", "core/lmdb", "asgi/lmdb", "asgi/lmdb/no-metrics", "asgi/lmdb/logs", "http/lmdb",
+              "ceiling/asgi", "ceiling/http"}
     assert isinstance(hit_path, dict) and set(hit_path) == layers
     for name, sample in hit_path.items():
-        if name == "ceiling/asgi":
+        if name.startswith("ceiling/"):
             continue  # no Server-Timing there
         assert {"p50_us", "p99_us", "segments_us"} <= set(sample)
         assert {"auth", "ratelimit", "parse", "kv"} <= set(sample["segments_us"])
