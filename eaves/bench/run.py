@@ -421,7 +421,7 @@ def format_table(data: dict[str, Any]) -> str:
         lines.append("")
     lines.append(f"In-process hit path, {config['iterations']:,} iterations per layer (µs per request)")
     segment_names = ["auth", "ratelimit", "parse", "kv"]
-    header = f"| {'layer':<36} | {'p50':>6} | {'p90':>6} | {'p99':>6} | " + \
+    header = f"| {'layer':<41} | {'p50':>6} | {'p90':>6} | {'p99':>6} | " + \
         " | ".join(f"{s:>9}" for s in segment_names) + " | other |"
     lines.append(header)
     lines.append("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
@@ -429,7 +429,8 @@ def format_table(data: dict[str, Any]) -> str:
               "asgi/lmdb": "ASGI app, LMDB, metrics on", "asgi/lmdb/no-metrics": "ASGI app, LMDB, metrics off",
               "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs",
               "http/lmdb": "uvicorn protocol + ASGI app, logs+metrics",
-              "ceiling/asgi": "ceiling app (Starlette), same call", "ceiling/http": "ceiling app behind uvicorn protocol"}
+              "ceiling/asgi": "ceiling app (Starlette), same call",
+              "ceiling/http": "ceiling app behind uvicorn protocol"}
     for name, sample in data["hit_path"].items():
         segments = sample["segments_us"]
         if segments:
@@ -437,7 +438,7 @@ def format_table(data: dict[str, Any]) -> str:
             cells = " | ".join(f"{segments.get(s, 0.0):>9.1f}" for s in segment_names)
         else:
             other, cells = f"{'':>5}", " | ".join(f"{'-':>9}" for _ in segment_names)
-        lines.append(f"| {labels.get(name, name):<36} | {sample['p50_us']:>6.1f} | {sample['p90_us']:>6.1f} | "
+        lines.append(f"| {labels.get(name, name):<41} | {sample['p50_us']:>6.1f} | {sample['p90_us']:>6.1f} | "
                      f"{sample['p99_us']:>6.1f} | {cells} | {other} |")
     lines.append("(segments: medians from Server-Timing; 'other' = p50 minus segments: request id, Timing, response "
                  "headers, observer, ASGI adapter)")
