@@ -50,43 +50,90 @@ class EdgeMetrics:
     """One process's counters. Not thread-safe by design: the edge runs on one event loop per process."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str], int] = {}  # (route, status) -> count
+        self._requests: dict[tuple[str, str], int] = {}  # (route, status) -> count
         # route -> [bucket counts..., +Inf count, sum of seconds]
-        self.durations: dict[str, list[float]] = {}
-        self.segments: dict[str, list[float]] = {}  # segment -> [count, sum of seconds]
-        self.fallbacks: dict[str, int] = {}
+        self._durations: dict[str, list[float]] = {}
+        self._segments: dict[str, list[float]] = {}  # segment -> [count, sum of seconds]
+        self._fallbacks: dict[str, int] = {}
         self.breakers: dict[str, str] = {}  # breaker name -> last reported state
         self._breaker_sources: dict[str, Callable[[], str]] = {}  # breaker name -> reads its state now
+        # Requests observed but not yet counted: (route, status, seconds, segments, fallback reason).
+        self._pending: list[tuple[str, int, float, tuple[tuple[str, float], ...], str | None]] = []
         self.generation = 0  # bumped on every change, so exporters skip unchanged snapshots
 
+    # The counts, up to date whenever they are read.
+    @property
+    def requests(self) -> dict[tuple[str, str], int]:
+        self._count_pending()
+        return self._requests
+
+    @requests.setter
+    def requests(self, value: dict[tuple[str, str], int]) -> None:
+        self._count_pending()
+        self._requests = value
+
+    @property
+    def durations(self) -> dict[str, list[float]]:
+        self._count_pending()
+        return self._durations
+
+    @durations.setter
+    def durations(self, value: dict[str, list[float]]) -> None:
+        self._count_pending()
+        self._durations = value
+
+    @property
+    def segments(self) -> dict[str, list[float]]:
+        self._count_pending()
+        return self._segments
+
+    @property
+    def fallbacks(self) -> dict[str, int]:
+        self._count_pending()
+        return self._fallbacks
+
     def observe(self, request: EdgeRequest, response: EdgeResponse, timing: Timing, request_id: str) -> None:
-        """The observer ``EdgeApp`` calls once per request, after the response is built."""
+        """The observer ``EdgeApp`` calls once per request, after the response is built.
+
+        It only notes the request; the counting happens for a batch at a time (every 256 requests, and
+        whenever the counts are read). Counting one request between everything else a request does cost
+        ~8 µs of CPU in the emulator here; counted in a batch, far less (README "Measured")."""
         status = response.status
         route = route_label(response.header(wire.ROUTE_HEADER), status)
-        key = (route, _status_text(status))
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        if route in _FALLBACK_ROUTES:
-            reason = response.header(FALLBACK_REASON_HEADER)
+        reason = response.header(FALLBACK_REASON_HEADER) if route in _FALLBACK_ROUTES else None
+        pending = self._pending
+        pending.append((route, status, timing.elapsed(), tuple(timing.parts), reason))
+        if len(pending) >= 256:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        requests, durations, segments, fallbacks = self._requests, self._durations, self._segments, self._fallbacks
+        buckets, find, size = DURATION_BUCKETS, bisect.bisect_left, len(DURATION_BUCKETS) + 2
+        for route, status, seconds, parts, reason in pending:
+            key = (route, _STATUS_TEXT.get(status) or str(status))
+            requests[key] = requests.get(key, 0) + 1
             if reason:
-                self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
-        seconds = timing.elapsed()
-        histogram = self.durations.get(route)
-        if histogram is None:
-            histogram = self.durations[route] = [0.0] * (len(DURATION_BUCKETS) + 2)
-        histogram[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-        histogram[-1] += seconds
-        segments = self.segments
-        for name, spent in timing.parts:
-            slot = segments.get(name)
-            if slot is None:
-                slot = segments[name] = [0.0, 0.0]
-            slot[0] += 1
-            slot[1] += spent
+                fallbacks[reason] = fallbacks.get(reason, 0) + 1
+            histogram = durations.get(route)
+            if histogram is None:
+                histogram = durations[route] = [0.0] * size
+            histogram[find(buckets, seconds)] += 1
+            histogram[-1] += seconds
+            for name, spent in parts:
+                slot = segments.get(name)
+                if slot is None:
+                    slot = segments[name] = [0.0, 0.0]
+                slot[0] += 1
+                slot[1] += spent
         self.generation += 1
 
     def fallback(self, reason: str) -> None:
-        self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
+        fallbacks = self.fallbacks
+        fallbacks[reason] = fallbacks.get(reason, 0) + 1
         self.generation += 1
 
     def breaker_state(self, name: str, state: str) -> None:
@@ -98,7 +145,9 @@ class EdgeMetrics:
         self._breaker_sources[name] = state
 
     def poll(self) -> None:
-        """Read the watched breakers' states now (an open breaker turns half-open with time alone)."""
+        """Count the noted requests and read the watched breakers' states now (an open breaker turns half-open
+        with time alone)."""
+        self._count_pending()
         for name, state in self._breaker_sources.items():
             current = state()
             if self.breakers.get(name) != current:
@@ -117,10 +166,6 @@ class EdgeMetrics:
 
 
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
-
-
-def _status_text(status: int) -> str:
-    return _STATUS_TEXT.get(status) or str(status)
 
 
 # The process-wide instance: the emulator exports it, the core's callers feed it.

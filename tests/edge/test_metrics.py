@@ -91,6 +91,24 @@ class TestFromProduction:
         assert counts.snapshot()["breakers"] == {"origin": "half_open"} and counts.generation > generation
 
 
+class TestBatchedCounting:
+    def test_counts_are_complete_whenever_read(self) -> None:
+        """Requests are counted in batches, yet every read (attribute, snapshot, exporter poll) sees all of them."""
+        counts = EdgeMetrics()
+        ticks = iter(range(10_000))
+        for i in range(300):  # more than one batch, and a partial one
+            timing = Timing(lambda: next(ticks) / 10_000)
+            timing.mark("auth")
+            counts.observe(EdgeRequest("POST", "/v1/chat/completions", {}, b""),
+                           EdgeResponse(200 if i % 3 else 429, b"{}", [("x-edge-route", "hit")] if i % 3 else []),
+                           timing, f"r{i}")
+        assert counts.requests == {("hit", "200"): 200, ("rate_limited", "429"): 100}
+        assert sum(counts.durations["hit"][:-2]) == 200 and counts.segments["auth"][0] == 300
+        generation = counts.generation
+        counts.observe(EdgeRequest("GET", "/x", {}, b""), EdgeResponse(404), Timing(lambda: 0.0), "last")
+        assert counts.snapshot()["requests"][-1] == ["not_found", "404", 1] and counts.generation > generation
+
+
 class TestApiForOthers:
     def test_fallback_and_breaker_state(self) -> None:
         """The module-level API feeds the process's metrics."""
