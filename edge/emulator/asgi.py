@@ -47,7 +47,7 @@ def log_flush_interval(environ: Mapping[str, str]) -> float:
         seconds = float(environ.get("EAVES_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S))
     except ValueError:
         raise SettingsError(f"EAVES_LOG_FLUSH_S must be a number of seconds, not "
-                                   f"{environ.get('EAVES_LOG_FLUSH_S')!r}") from None
+                            f"{environ.get('EAVES_LOG_FLUSH_S')!r}") from None
     if not 0 < seconds <= 60:
         raise SettingsError("EAVES_LOG_FLUSH_S must be more than 0 and at most 60 seconds")
     return seconds
@@ -84,14 +84,15 @@ class EdgeASGI:
         self._environ = environ
         self.edge: EdgeApp | None = None
         self._origin: HttpxOriginClient | None = None
-        settings = dict(os.environ if environ is None else environ)
-        self.metrics = exporter_from_env(settings)
-        # Batched writes: one per 256 lines or EAVES_LOG_FLUSH_S (0.2 s) instead of one per request; and at shutdown.
-        self.log = (RequestLog(BufferedLineWriter("edge", interval_s=log_flush_interval(settings)))
-                    if logging_enabled(settings) else None)
+        self.metrics = exporter_from_env(dict(os.environ if environ is None else environ))
+        self.log: RequestLog | None = None
 
     def _ensure(self) -> EdgeApp:
         if self.edge is None:
+            settings = dict(os.environ if self._environ is None else self._environ)
+            if logging_enabled(settings) and self.log is None:
+                # Batched writes: one per 256 lines or EAVES_LOG_FLUSH_S (0.2 s), not one per request; and at a stop.
+                self.log = RequestLog(BufferedLineWriter("edge", interval_s=log_flush_interval(settings)))
             edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics, self.log)
             if self.metrics is not None:
                 self.metrics.metrics.watch_breaker("origin", lambda: edge.breaker.state)

@@ -99,3 +99,19 @@ def test_response_headers_go_out_as_latin_1(headers: list[tuple[str, str]]) -> N
     asyncio.run(_send_response(EdgeResponse(200, b"{}", list(headers)), send))
     expected = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers if k != "content-type"]
     assert sent[0]["headers"][:len(expected)] == expected
+
+
+async def test_a_bad_log_flush_interval_fails_startup_with_a_message(tmp_path: Path) -> None:
+    """EAVES_LOG_FLUSH_S that is not a number of seconds stops the emulator at startup, saying which setting."""
+    app = EdgeASGI(tmp_path, edge_settings("http://127.0.0.1:9", EAVES_LOG="on", EAVES_LOG_FLUSH_S="soon"))
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "lifespan.startup"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan"}, receive, send)
+    assert sent[0]["type"] == "lifespan.startup.failed" and "EAVES_LOG_FLUSH_S" in sent[0]["message"]
