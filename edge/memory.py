@@ -18,11 +18,10 @@ from shared import kv as kv_rules
 
 
 class SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.perf_counter()
+    # The builtins themselves, not methods that call them: a hit reads the clock ~8 times, and a Python
+    # frame around each costs more than the read.
+    now = staticmethod(time.time)
+    monotonic = staticmethod(time.perf_counter)
 
 
 class ManualClock:

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 
 class Timing:
-    __slots__ = ("_clock", "_last", "_parts", "started", "tenant")
+    __slots__ = ("_clock", "_header", "_last", "_parts", "started", "tenant")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._last = self.started = clock()
         self._parts: list[tuple[str, float]] = []
+        self._header = ""  # header(), kept until the next mark: the response and the log line both use it
         self.tenant = ""  # set once the caller is authenticated; logs and metrics only, never a header
 
     def mark(self, segment: str) -> None:
@@ -23,6 +24,7 @@ class Timing:
         now = self._clock()
         self._parts.append((segment, now - self._last))
         self._last = now
+        self._header = ""
 
     def skip(self) -> None:
         """Start the next segment now, leaving out what ran since the last mark."""
@@ -38,4 +40,7 @@ class Timing:
         return self._clock() - self.started
 
     def header(self) -> str:
-        return ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in self._parts)
+        """``auth;dur=0.012, kv;dur=0.020``: formatted once per request (a float costs ~0.4 µs to format)."""
+        if not self._header and self._parts:
+            self._header = ", ".join([f"{name};dur={seconds * 1000:.3f}" for name, seconds in self._parts])
+        return self._header

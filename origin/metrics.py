@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -80,8 +80,14 @@ def coalesced() -> None:
 
 
 def render() -> bytes:
+    """Prometheus text: every worker's files summed when this process counts into them, else its own registry.
+
+    Which one is decided by how this process's values were created, not by the variable alone: prometheus_client
+    picks the multiprocess values when it is first imported, and a one-worker ``eaves origin`` imports it (to
+    empty the directory) before it sets ``PROMETHEUS_MULTIPROC_DIR``, so its counts never reach the files.
+    """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
+    if directory and values.ValueClass is not values.MutexValue:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()

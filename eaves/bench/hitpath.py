@@ -4,9 +4,13 @@ Three layers, each timed per request over many iterations:
 
     core/memory   ``EdgeApp.handle`` with the in-memory runtime (edge.memory): the platform-neutral logic
     core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
-    asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics,
-                  as the benchmark runs it (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
-    ceiling/asgi  the ceiling app (Starlette routing, bearer check, JSON parse) called the same way
+    asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics
+                  (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
+    http/lmdb     the same app behind uvicorn's own HTTP protocol (httptools), fed the request's bytes and
+                  writing the response's bytes into a stand-in transport: everything a served hit costs but
+                  the sockets and the event loop's I/O (logs and metrics on, as `eaves up` runs)
+    ceiling/asgi  the ceiling app (Starlette routing, bearer check, JSON parse) called as asgi/lmdb is
+    ceiling/http  and behind uvicorn's protocol as http/lmdb is
 
 and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), as medians: on a
 shared machine a preempted request adds milliseconds to a mean but nothing to a median.
@@ -197,9 +201,7 @@ async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
                "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off"}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
-    origin = app._origin
-    if origin is not None:
-        cleanup.append(origin.aclose)
+    cleanup.append(app.aclose)  # writes its buffered log lines while stdout is still the null device
     api_key = new_api_key()
     await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
     request = hit_request(api_key)
@@ -223,6 +225,99 @@ async def ceiling_app() -> Layer:
     if messages[0]["status"] != 200:
         raise RuntimeError(f"the ceiling app refused the benchmark request: {messages}")
     return Layer("ceiling/asgi", call, timing_of)
+
+
+class _Transport:
+    """What uvicorn's protocol needs of a transport: it collects the response bytes."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+
+def _raw_request(request: EdgeRequest) -> bytes:
+    head = f"{request.method} {request.path} HTTP/1.1\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in request.headers.items()) + "\r\n"
+    return head.encode("latin-1") + request.body
+
+
+async def _http_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awaitable[Any]],
+                                                                   Callable[[Any], str | None]]:
+    """One keep-alive connection into uvicorn's httptools protocol, as `eaves edge` configures it."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    config = Config(app, http="httptools", access_log=False, lifespan="off", log_level="warning")
+    state = ServerState()
+    protocol = HttpToolsProtocol(config, state, {}, _loop=asyncio.get_running_loop())
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    raw = _raw_request(request)
+
+    async def call() -> bytes:
+        transport.written.clear()
+        protocol.data_received(raw)
+        while state.tasks:  # the request's task, created by the protocol
+            await next(iter(state.tasks))
+        return b"".join(transport.written)
+
+    def timing_of(response: bytes) -> str | None:
+        head = response.split(b"\r\n\r\n", 1)[0]
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"server-timing:"):
+                return line.split(b":", 1)[1].strip().decode()
+        return None
+
+    return call, timing_of
+
+
+async def http_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]) -> Layer:
+    """The emulator's ASGI app behind uvicorn's protocol, logs and metrics on (the defaults)."""
+    from edge.emulator.asgi import EdgeASGI
+
+    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off"}
+    app = EdgeASGI(data_dir, environ)
+    edge = app._ensure()
+    cleanup.append(app.aclose)
+    api_key = new_api_key()
+    await seed(edge.kv, edge, api_key, [DEFAULT_PROMPT])
+    call, timing_of = await _http_caller(app, hit_request(api_key))
+    response = await call()
+    if not response.startswith(b"HTTP/1.1 200") or b"x-edge-route: hit" not in response:
+        raise RuntimeError(f"the HTTP hit-path benchmark did not get a hit: {response[:500]!r}")
+    return Layer("http/lmdb", call, timing_of)
+
+
+async def ceiling_http() -> Layer:
+    from eaves.bench.ceiling import create_app
+
+    os.environ.setdefault("EAVES_CEILING_KEY", "ceiling")
+    call, timing_of = await _http_caller(create_app(), hit_request(os.environ["EAVES_CEILING_KEY"]))
+    response = await call()
+    if not response.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"the ceiling app refused the benchmark request: {response[:500]!r}")
+    return Layer("ceiling/http", call, timing_of)
 
 
 def _asgi_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], str | None]]:
@@ -264,15 +359,16 @@ def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sam
                       await asgi_lmdb(root / "asgi", cleanup),
                       await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
                       await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True),
-                      await ceiling_app()]
+                      await http_lmdb(root / "http", cleanup), await ceiling_app(), await ceiling_http()]
             await measure_interleaved(layers, iterations)
         finally:
             for close in cleanup:
                 await close()
         return {layer.name: layer.sample() for layer in layers}
 
-    # Log lines are measured written to a real (null) file, not a terminal.
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+    # Log lines go to the null device, line-buffered as stdout is on a terminal, a pipe or with
+    # PYTHONUNBUFFERED: a line written on its own costs a system call there, as it does in `eaves up`.
+    with open(os.devnull, "w", buffering=1) as sink, contextlib.redirect_stdout(sink):
         if data_dir is not None:
             return asyncio.run(main(data_dir))
         with tempfile.TemporaryDirectory(prefix="eaves-hitpath-") as tmp:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +21,20 @@ from edge.emulator.metrics_auth import metrics_refused, metrics_token_matches
 from edge.http import EdgeRequest, EdgeResponse
 from edge.logs import RequestLog, fan_out
 from edge.memory import SystemClock, TaskBackground
-from edge.settings import EdgeSettings
+from edge.settings import EdgeSettings, SettingsError
+from shared.jsonlog import BufferedLineWriter
 from shared.kv_lmdb import LmdbKV
 from shared.local_stack import LocalStack
 
+DEFAULT_LOG_FLUSH_S = 0.2
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def load_intent() -> tuple[Any, Any]:
-    """The intent model and policy from the environment (see ``edge.bootstrap.load_intent``)."""
-    return bootstrap.load_intent(os.environ)
+def load_intent(environ: Mapping[str, str]) -> tuple[Any, Any]:
+    """The intent model and policy from the settings the edge is built from (``edge.bootstrap.load_intent``)."""
+    return bootstrap.load_intent(environ)
 
 
 def logging_enabled(environ: dict[str, str]) -> bool:
@@ -40,15 +42,29 @@ def logging_enabled(environ: dict[str, str]) -> bool:
     return environ.get("EAVES_LOG", "on").lower() not in ("off", "0", "false", "no")
 
 
-def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
-                     exporter: MetricsExporter | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
+def log_flush_interval(environ: Mapping[str, str]) -> float:
+    """Seconds a log line may wait to be written with others (EAVES_LOG_FLUSH_S, default 0.2)."""
+    try:
+        seconds = float(environ.get("EAVES_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S))
+    except ValueError:
+        raise SettingsError(f"EAVES_LOG_FLUSH_S must be a number of seconds, not "
+                            f"{environ.get('EAVES_LOG_FLUSH_S')!r}") from None
+    if not 0 < seconds <= 60:
+        raise SettingsError("EAVES_LOG_FLUSH_S must be more than 0 and at most 60 seconds")
+    return seconds
+
+
+def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None, exporter: MetricsExporter | None = None,
+                     log: RequestLog | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
+    """The emulator's EdgeApp over LMDB and httpx, built from ``environ`` (the process environment by default);
+    observed by ``exporter``'s metrics and ``log`` when given."""
     environ = dict(os.environ if environ is None else environ)
     stack = LocalStack(data_dir)
     settings = EdgeSettings.from_mapping(environ)
     if not settings.origin_secret:
         settings = dataclasses.replace(settings, origin_secret=stack.origin_secret())
     origin = HttpxOriginClient(settings.origin_url)
-    classifier, policy = load_intent()
+    classifier, policy = load_intent(environ)
     app = EdgeApp(
         settings=settings,
         kv=AsyncLmdbKV(LmdbKV(stack.kv_path)),
@@ -58,8 +74,7 @@ def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None,
         background=TaskBackground(),
         classifier=classifier,
         policy=policy,
-        observer=fan_out(exporter.metrics.observe if exporter else None,
-                         RequestLog().observe if logging_enabled(environ) else None),
+        observer=fan_out(exporter.metrics.observe if exporter else None, log.observe if log else None),
         runtime="cpython",
     )
     return app, origin
@@ -73,10 +88,18 @@ class EdgeASGI:
         self._origin: HttpxOriginClient | None = None
         self.metrics = exporter_from_env(dict(os.environ if environ is None else environ))
         self._metrics_token: str | None = None
+        self.log: RequestLog | None = None
 
     def _ensure(self) -> EdgeApp:
         if self.edge is None:
-            self.edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics)
+            settings = dict(os.environ if self._environ is None else self._environ)
+            if logging_enabled(settings) and self.log is None:
+                # Batched writes: one per 256 lines or EAVES_LOG_FLUSH_S (0.2 s), not one per request; and at a stop.
+                self.log = RequestLog(BufferedLineWriter("edge", interval_s=log_flush_interval(settings)))
+            edge, self._origin = build_local_edge(self._data_dir, self._environ, self.metrics, self.log)
+            if self.metrics is not None:
+                self.metrics.metrics.watch_breaker("origin", lambda: edge.breaker.state)
+            self.edge = edge
         return self.edge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,12 +122,19 @@ class EdgeASGI:
                     self.metrics.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.metrics is not None:
-                    await self.metrics.stop()
-                if self._origin is not None:
-                    await self._origin.aclose()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def aclose(self) -> None:
+        """A clean stop: the last metrics snapshot and every buffered log line written, the origin pool closed."""
+        if self.log is not None:
+            self.log.writer.flush()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self._origin is not None:
+            await self._origin.aclose()
+            self._origin = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self._ensure()
@@ -135,7 +165,6 @@ class EdgeASGI:
         response = await edge.handle(request)
         await _send_response(response, send)
 
-
     def _metrics_token_ok(self, scope: Scope) -> bool:
         # /metrics shares the client-facing port, so it answers only the operator's token (edge.emulator.metrics_auth).
         if self._metrics_token is None:
@@ -154,8 +183,23 @@ def joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
+# Header names as bytes, remembered: a hit sends the same ~10 names every time (bounded: an origin's
+# response on a miss may bring names of its own).
+_NAMES: dict[str, bytes] = {}
+
+
+def _name(name: str) -> bytes:
+    raw = _NAMES[name] = name.encode("latin-1")
+    if len(_NAMES) > 1024:
+        _NAMES.clear()
+    return raw
+
+
 async def _send_response(response: EdgeResponse, send: Send) -> None:
-    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k != "content-type"]
+    names = _NAMES
+    # Latin-1, as ASGI headers are; an ASCII value (nearly all) takes the faster default encoder, same bytes.
+    raw_headers = [(names.get(k) or _name(k), v.encode() if v.isascii() else v.encode("latin-1"))
+                   for k, v in response.headers if k != "content-type"]
     raw_headers.append((b"content-type", response.content_type.encode("latin-1")))
     body = response.body
     if isinstance(body, bytes | bytearray):

@@ -54,7 +54,10 @@ class MetricsExporter:
     def flush(self) -> None:
         """Write this process's snapshot if anything changed since the last write."""
         path = self._own_file
-        if path is None or self.metrics.generation == self._written_generation:
+        if path is None:
+            return
+        self.metrics.poll()
+        if self.metrics.generation == self._written_generation:
             return
         generation = self.metrics.generation
         path.parent.mkdir(parents=True, exist_ok=True)

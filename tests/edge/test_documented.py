@@ -181,6 +181,7 @@ class TestSwitches:
                                      headers={"authorization": "Bearer eav_unknown"})
             token = LocalStack(tmp_path).metrics_token()  # /metrics answers only the operator's token
             metrics = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+        await app.aclose()  # a clean stop: buffered log lines are written
         return chat, metrics
 
     @pytest.mark.parametrize("value", ["on", "off"])

@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge import metrics
+from edge.http import EdgeRequest, EdgeResponse
 from edge.logs import RequestLog, fan_out
 from edge.metrics import EdgeMetrics, hit_ratio, merge, route_label
+from edge.timing import Timing
 from shared.jsonlog import JsonLineWriter
 from tests.world import make_world
 
@@ -59,6 +64,51 @@ class TestObserver:
         assert first.requests == second.requests == {("miss", "200"): 1}
 
 
+class TestFromProduction:
+    async def test_fallbacks_counted_by_reason_from_responses(self) -> None:
+        """A failing origin's fallback answers are counted by reason by the observer alone."""
+        world = await make_world(breaker_failures=2)
+        counts = EdgeMetrics()
+        world.edge.observer = counts.observe
+        world.simulator.fail_rate = 1.0
+        for i in range(3):
+            response = await world.chat(f"question {i}")
+            assert response.header("x-edge-route") == "fallback"
+        assert counts.fallbacks == {"origin_error": 2, "circuit_open": 1}
+        assert counts.requests[("fallback", "502")] == 2
+
+    async def test_breaker_state_read_at_snapshot(self) -> None:
+        """A watched breaker's state is in every snapshot, including a change that happened with time alone."""
+        world = await make_world(breaker_failures=1, breaker_cooldown_s=30.0)
+        counts = EdgeMetrics()
+        counts.watch_breaker("origin", lambda: world.edge.breaker.state)
+        assert counts.snapshot()["breakers"] == {"origin": "closed"}
+        world.simulator.fail_rate = 1.0
+        await world.chat()
+        assert counts.snapshot()["breakers"] == {"origin": "open"}
+        generation = counts.generation
+        world.clock.advance(31)
+        assert counts.snapshot()["breakers"] == {"origin": "half_open"} and counts.generation > generation
+
+
+class TestBatchedCounting:
+    def test_counts_are_complete_whenever_read(self) -> None:
+        """Requests are counted in batches, yet every read (attribute, snapshot, exporter poll) sees all of them."""
+        counts = EdgeMetrics()
+        ticks = iter(range(10_000))
+        for i in range(300):  # more than one batch, and a partial one
+            timing = Timing(lambda: next(ticks) / 10_000)
+            timing.mark("auth")
+            counts.observe(EdgeRequest("POST", "/v1/chat/completions", {}, b""),
+                           EdgeResponse(200 if i % 3 else 429, b"{}", [("x-edge-route", "hit")] if i % 3 else []),
+                           timing, f"r{i}")
+        assert counts.requests == {("hit", "200"): 200, ("rate_limited", "429"): 100}
+        assert sum(counts.durations["hit"][:-2]) == 200 and counts.segments["auth"][0] == 300
+        generation = counts.generation
+        counts.observe(EdgeRequest("GET", "/x", {}, b""), EdgeResponse(404), Timing(lambda: 0.0), "last")
+        assert counts.snapshot()["requests"][-1] == ["not_found", "404", 1] and counts.generation > generation
+
+
 class TestApiForOthers:
     def test_fallback_and_breaker_state(self) -> None:
         """The module-level API feeds the process's metrics."""
@@ -98,3 +148,28 @@ async def test_log_line_escapes_what_clients_choose() -> None:
     assert len(lines) == 1
     line = json.loads(lines[0])
     assert line["tenant"] == "odd.tenant" and len(line["request_id"]) == 16
+
+
+@settings(max_examples=200, deadline=None)
+@given(request_id=st.text(max_size=40), tenant=st.text(max_size=40), method=st.text(min_size=1, max_size=10),
+       path=st.text(max_size=60), route=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
+       marks=st.lists(st.sampled_from(["auth", "ratelimit", "parse", "kv", "classify", "origin"]), max_size=6))
+def test_any_request_gives_one_json_line_with_its_values(request_id: str, tenant: str, method: str, path: str,
+                                                         route: str | None, marks: list[str]) -> None:
+    """Whatever a client or tenant chose, the log line is one line of JSON that gives back exactly those values,
+    and its segment times are the Server-Timing header's."""
+    stream = io.StringIO()
+    log = RequestLog(JsonLineWriter("edge", stream))
+    ticks = iter(range(100))
+    timing = Timing(lambda: next(ticks) / 1000)
+    for name in marks:
+        timing.mark(name)
+    timing.tenant = tenant
+    headers = [("x-edge-route", route)] if route else []
+    log.observe(EdgeRequest(method, path, {}, b""), EdgeResponse(200, b"{}", headers), timing, request_id)
+    lines = stream.getvalue().split("\n")  # JSON lines end at "\n" only (U+0085 or U+2028 may stay raw inside)
+    assert len(lines) == 2 and lines[1] == ""
+    line = json.loads(lines[0])
+    assert (line["request_id"], line["tenant"], line["method"], line["path"]) == (request_id, tenant, method, path)
+    assert line["route"] == (route or "other")
+    assert line["timing_ms"] == {name: 1.0 for name in marks}

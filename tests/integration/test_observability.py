@@ -85,3 +85,35 @@ def test_two_workers_metrics_sum_and_request_id_reaches_origin_log(tmp_path: Pat
     assert len(misses) == 10 and misses == at_origin
     assert any(line["request_id"] == last_id and line["route"] == "hit" for line in edge_lines)
     assert key not in (tmp_path / "logs" / "edge.log").read_text()
+
+
+def test_one_worker_stack_exports_origin_and_edge_metrics(tmp_path: Path) -> None:
+    """`eaves up`'s default (one worker each): the origin's /metrics counts its generation and write-back."""
+    key = create_key(tmp_path, "obs1", "pro")
+    env = {"EAVES_SIM_TTFT_MS": "5", "EAVES_SIM_TOKENS_PER_S": "5000", "EAVES_INTENT": "off"}
+    with running_stack(tmp_path, env=env) as stack:
+        assert stack.edge and stack.origin
+        response = httpx.post(stack.edge.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                              json={"messages": [{"role": "user", "content": "one worker"}]}, timeout=30)
+        assert response.status_code == 200 and response.headers["x-edge-route"] == "miss"
+        origin_metrics = urllib.request.urlopen(stack.origin.url + "/metrics", timeout=10).read().decode()
+        assert 'eaves_origin_generations_total{generator="simulator"} 1.0' in origin_metrics
+        assert 'eaves_origin_writebacks_total{result="written"} 1.0' in origin_metrics
+        assert chat_counts(stack.edge.url) == {"miss": 1.0}
+
+
+def test_edge_log_keeps_every_line_across_a_clean_stop(tmp_path: Path) -> None:
+    """The edge batches its log writes; stopping it (SIGTERM, as `eaves up` and Ctrl-C do) writes every line:
+    one per request, none lost, even those answered just before the stop."""
+    key = create_key(tmp_path, "logs", "pro")
+    env = {"EAVES_SIM_TTFT_MS": "1", "EAVES_INTENT": "off", "EAVES_TIERS": '{"pro": {"limit": 100000, "window_s": 60}}',
+           "EAVES_LOG_FLUSH_S": "60"}  # so that only the stop itself can write the last lines
+    with running_stack(tmp_path, env=env) as stack:
+        assert stack.edge
+        with httpx.Client(base_url=stack.edge.url, timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
+            ids = [client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "same"}]},
+                               headers={"x-request-id": f"req-{i}"}).headers["x-request-id"] for i in range(120)]
+    lines = [json.loads(line) for line in (tmp_path / "logs" / "edge.log").read_text().splitlines()
+             if line.startswith("{")]
+    logged = [line["request_id"] for line in lines if line["path"] == "/v1/chat/completions"]
+    assert logged == ids

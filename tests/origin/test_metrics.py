@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,3 +56,21 @@ def test_estimated_cost_uses_prices_per_million(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("EAVES_PRICE_PROMPT_PER_MTOK", "3")
     monkeypatch.setenv("EAVES_PRICE_COMPLETION_PER_MTOK", "15")
     assert metrics.estimated_cost(1_000, 100) == pytest.approx(1_000 * 3e-6 + 100 * 15e-6)
+
+
+def test_one_worker_exports_its_counts_when_the_directory_is_set_after_import(tmp_path: Path) -> None:
+    """As a one-worker `eaves origin` runs: prometheus_client is imported before PROMETHEUS_MULTIPROC_DIR
+    is set, and /metrics must still show the process's own counts (it used to render the empty directory)."""
+    script = textwrap.dedent(f"""
+        import os
+        from origin import metrics
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = {str(tmp_path)!r}
+        metrics.REQUESTS.labels("/v1/chat/completions", "200").inc()
+        metrics.writeback("written")
+        print(metrics.render().decode())
+    """)
+    env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert value(out, 'eaves_origin_requests_total{path="/v1/chat/completions",status="200"}') == 1
+    assert value(out, 'eaves_origin_writebacks_total{result="written"}') == 1

@@ -119,3 +119,21 @@ def test_lmdb_full_map_writes_nothing(tmp_path: Path) -> None:
             store.put(f"fill/{i}", b"x" * 16_000)
     assert store.get("keep") == (b"v", None)
     close_env(tmp_path / "small")
+
+
+def test_lmdb_metadata_read_back_is_the_callers_own(tmp_path: Path) -> None:
+    """Reads of the same entry (whose parsed metadata the store remembers) each get their own equal copy:
+    changing one changes neither the store nor the next read."""
+    pytest.importorskip("lmdb")
+    from shared.kv_lmdb import LmdbKV
+
+    store = LmdbKV(tmp_path / "kv")
+    store.put("ans/a", b"x", metadata={"c": 1.0, "i": "oos"})
+    store.put("ans/b", b"y", metadata={"c": 1.0, "i": "oos"})  # the same metadata bytes, another entry
+    first = store.get("ans/a")
+    assert first is not None and first[1] == {"c": 1.0, "i": "oos"}
+    assert first[1] is not None
+    first[1]["i"] = "changed"
+    again, other = store.get("ans/a"), store.get("ans/b")
+    assert again is not None and again[1] == {"c": 1.0, "i": "oos"}
+    assert other is not None and other == (b"y", {"c": 1.0, "i": "oos"})
