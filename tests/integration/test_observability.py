@@ -96,7 +96,8 @@ def test_one_worker_stack_exports_origin_and_edge_metrics(tmp_path: Path) -> Non
         response = httpx.post(stack.edge.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                               json={"messages": [{"role": "user", "content": "one worker"}]}, timeout=30)
         assert response.status_code == 200 and response.headers["x-edge-route"] == "miss"
-        origin_metrics = urllib.request.urlopen(stack.origin.url + "/metrics", timeout=10).read().decode()
+        scrape = urllib.request.Request(stack.origin.url + "/metrics", headers=stack.operator_headers)
+        origin_metrics = urllib.request.urlopen(scrape, timeout=10).read().decode()
         assert 'eaves_origin_generations_total{generator="simulator"} 1.0' in origin_metrics
         assert 'eaves_origin_writebacks_total{result="written"} 1.0' in origin_metrics
         assert chat_counts(stack.edge.url) == {"miss": 1.0}
