@@ -100,7 +100,7 @@ def test_one_worker_stack_exports_origin_and_edge_metrics(tmp_path: Path) -> Non
         origin_metrics = urllib.request.urlopen(scrape, timeout=10).read().decode()
         assert 'eaves_origin_generations_total{generator="simulator"} 1.0' in origin_metrics
         assert 'eaves_origin_writebacks_total{result="written"} 1.0' in origin_metrics
-        assert chat_counts(stack.edge.url) == {"miss": 1.0}
+        assert chat_counts(stack.edge.url, stack.operator_headers) == {"miss": 1.0}
 
 
 def test_edge_log_keeps_every_line_across_a_clean_stop(tmp_path: Path) -> None:
