@@ -92,7 +92,9 @@ def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> d
 
     result: dict[str, Any] = {f"{name}_n": len(texts) for name, texts in sets.items()}
     result.update({f"{name}_blocked": share(name, by_policy) for name in sets})
-    result["abuse_min_confidence"] = policy.domains["abuse"].min_confidence if "abuse" in policy.domains else None
+    # The shipped policy blocks on the intent head's abuse labels from this reading (and on the decision head).
+    rule = policy.intents.get("prompt_injection") or policy.domains.get(ABUSE_DOMAIN)
+    result["abuse_min_confidence"] = rule.min_confidence if rule is not None else None
     readings = [i.confidence for i in intents["load_test_questions"] if i.domain == ABUSE_DOMAIN]
     result["load_test_max_abuse_confidence"] = max(readings, default=0.0)
     sweep = {}
@@ -122,7 +124,20 @@ def run(model: Path | None, clinc: Path) -> dict[str, Any]:
         result[f"max_abs_diff_{name}"] = worst
         result[f"intent_disagreements_{name}"] = disagree
     result["abuse"] = abuse_figures(classifiers["onnxruntime"], val)
+    result["decisions_heldout"] = decision_figures(classifiers["onnxruntime"])
     return result
+
+
+def decision_figures(classifier: OnnxIntentClassifier) -> dict[str, Any]:
+    """The shipped policy's routes on each source's held-out part (shared/intent/corpus.py): the website
+    prompts, CLINC150's validation split with its mapped decisions, and bastioncorpus's held-out rows."""
+    from shared.intent.corpus import load_corpus
+    from shared.intent.evaluate import route_report
+
+    policy = load_policy()
+    corpus = load_corpus()
+    return {source: route_report(classifier, policy, parts["heldout"])
+            for source, parts in corpus.sources.items() if parts["heldout"]}
 
 
 def render(result: dict[str, Any]) -> str:
@@ -146,7 +161,8 @@ def render(result: dict[str, Any]) -> str:
                      f"predicted intent differs on {differ}")
     abuse = result["abuse"]
     lines += [
-        f"abuse: blocked by the shipped policy ([domains.abuse] min_confidence {abuse['abuse_min_confidence']}):",
+        f"abuse: blocked by the shipped policy (intent-head abuse from {abuse['abuse_min_confidence']}, "
+        "or the decision head's abuse):",
         f"  bastioncorpus attacks, held out        {abuse['attacks_heldout_blocked']:.3f} of "
         f"{abuse['attacks_heldout_n']}",
         f"  bastioncorpus attacks, all             {abuse['attacks_all_blocked']:.3f} of {abuse['attacks_all_n']} "
@@ -163,6 +179,17 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"    {floor:<8}  {row['attacks_heldout']:>16.3f}  {row['attacks_all']:>11.3f}  "
                      f"{row['benign_traps_heldout']:>14.3f}  {row['clinc_val']:>9.4f}  "
                      f"{row['load_test_questions'] or 0:>9.4f}")
+    lines.append("decisions on held-out parts, routed by the shipped policy:")
+    for source, report in result["decisions_heldout"].items():
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{100 * value:.1f} %"
+
+        lines.append(f"  {source} ({report['examples']} rows with a decision): shareable answered from the edge "
+                     f"for a second user {pct(report['shareable_second_user_from_edge'])}, personal served "
+                     f"across users {pct(report['personal_crosses_users'])}, time-sensitive older than 300 s "
+                     f"{pct(report['time_sensitive_over_300s'])}")
+        for gold, row in report["decisions"]["confusion"].items():
+            lines.append(f"    {gold:<15} -> " + ", ".join(f"{p} {n}" for p, n in row.items()))
     return "\n".join(lines)
 
 
