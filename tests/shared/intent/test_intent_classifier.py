@@ -124,3 +124,27 @@ class TestLoading:
         data = DEFAULT_MODEL.read_bytes().replace(b"eaves.labels", b"eaves.labelz")
         with pytest.raises(MalformedModel, match="eaves intent train"):
             OnnxIntentClassifier(data, runtime="pure")
+
+
+class TestPickDecision:
+    NAMES = ["shared", "personal", "time_sensitive", "small_talk", "abuse"]
+    FLOORS = [("abuse", 0.5), ("personal", 0.05), ("time_sensitive", 0.05)]
+
+    def test_a_floor_reached_beats_the_most_likely(self) -> None:
+        """Personal at 0.06 (over its 0.05 floor) wins over shared at 0.94: a leak costs more than a miss."""
+        from shared.intent.classifier import pick_decision
+
+        assert pick_decision(self.NAMES, [0.94, 0.06, 0.0, 0.0, 0.0], self.FLOORS) == (1, 0.06)
+
+    def test_most_likely_of_the_floors_reached(self) -> None:
+        """When personal and time-sensitive both reach their floors, the more likely of the two wins."""
+        from shared.intent.classifier import pick_decision
+
+        assert pick_decision(self.NAMES, [0.5, 0.1, 0.4, 0.0, 0.0], self.FLOORS)[0] == 2
+
+    def test_no_floor_reached_takes_the_most_likely(self) -> None:
+        """Below every floor the most likely decision is taken; without floors, always."""
+        from shared.intent.classifier import pick_decision
+
+        assert pick_decision(self.NAMES, [0.2, 0.01, 0.01, 0.7, 0.08], self.FLOORS)[0] == 3
+        assert pick_decision(self.NAMES, [0.9, 0.1, 0.0, 0.0, 0.0], [])[0] == 0
