@@ -35,6 +35,8 @@ def register(sub: Any) -> None:
     train.add_argument("--no-abuse", action="store_true", help="with --corpus: leave out bastioncorpus")
     train.add_argument("--slice", type=int, default=0, metavar="N",
                        help="with --corpus: every Nth row only (a quick end-to-end check)")
+    train.add_argument("--augment", action="store_true",
+                       help="with --corpus: website repeats are varied (greetings, typos, case), not copies")
     train.add_argument("--website-repeat", type=int, default=4,
                        help="with --corpus: how often each website prompt is repeated in training "
                        "(default: %(default)s)")
@@ -60,6 +62,10 @@ def register(sub: Any) -> None:
     train.add_argument("--buckets", type=int, default=19000, help="hash buckets (default: %(default)s)")
     train.add_argument("--char-min", type=int, default=3, help="default: %(default)s")
     train.add_argument("--char-max", type=int, default=4, help="default: %(default)s")
+    train.add_argument("--word-ngrams", type=int, default=2, help="word n-grams up to this length "
+                       "(default: %(default)s)")
+    train.add_argument("--start-mark", action="store_true",
+                       help="word n-grams also start at a marker before the first word")
     train.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=0.01, help="default: %(default)s")
     train.add_argument("--dropout", type=float, default=0.5, help="default: %(default)s")

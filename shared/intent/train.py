@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sys
 import time
 import zlib
@@ -440,6 +441,40 @@ def report_scores(model: Trained, val: Sequence[Example]) -> dict[str, Any]:
     return result
 
 
+_OPENERS = ("hi, ", "hello ", "hey - ", "quick question: ", "sorry to bother you, ", "Hi team! ", "excuse me, ",
+            "Good morning. ", "um ", "ok so ")
+_CLOSERS = (" thanks", " thank you!", " please", " pls", " ?", "??", " :)", " thx in advance", ". Cheers.", "!")
+
+
+def augment(text: str, seed: int) -> str:
+    """A variant of a written prompt as visitors type it: a greeting or a thank-you around it, a typo, no
+    capitals or no punctuation. None of these changes what the prompt asks (no word is dropped: dropping
+    "my" or "how" could), so the label stays true; repeated rows become different rows, and the model
+    learns that politeness and typing slips say nothing about the decision. Seeded by the text, so the
+    training set, and the model, are reproducible."""
+    rng = random.Random(zlib.crc32(f"{seed}:{text}".encode()))
+    out = text
+    for change in rng.sample(range(5), rng.randint(1, 2)):
+        if change == 0:
+            out = rng.choice(_OPENERS) + (out[0].lower() + out[1:] if out else out)
+        elif change == 1:
+            out = out.rstrip(" ?.!") + rng.choice(_CLOSERS)
+        elif change == 2:
+            words = out.split(" ")
+            long_ones = [i for i, w in enumerate(words) if len(w) > 4 and w.isalpha()]
+            if long_ones:
+                i = rng.choice(long_ones)
+                w = words[i]
+                j = rng.randrange(1, len(w) - 2)
+                words[i] = (w[:j] + w[j + 1] + w[j] + w[j + 2:]) if rng.random() < 0.5 else w[:j] + w[j + 1:]
+                out = " ".join(words)
+        elif change == 3:
+            out = out.lower()
+        else:
+            out = out.rstrip(" ?.!")
+    return out
+
+
 def train_command(args: Any) -> int:
     """``eaves intent train``: load, split, train, tune the threshold and floors, print figures, export."""
     from shared.intent.dataset import load_domains, load_examples
@@ -466,7 +501,11 @@ def train_command(args: Any) -> int:
                           for ex in train_part]
         website = [ex for ex in train_part if ex.label == NO_LABEL]
         # Website prompts are few beside CLINC150's 13,500 rows, and they are what a site sees: repeated.
-        examples += train_part + website * max(0, args.website_repeat - 1)
+        if args.augment:
+            examples += train_part + [Example(augment(ex.text, args.seed + r), ex.label, ex.domain, ex.decision)
+                                      for r in range(1, args.website_repeat) for ex in website]
+        else:
+            examples += train_part + website * max(0, args.website_repeat - 1)
         val += corpus.parts["dev"][::args.slice] if args.slice else corpus.parts["dev"]
         domain_map = {**load_domains(CLINC_DOMAINS), **domain_map}
     elif args.abuse_corpus:
@@ -480,7 +519,8 @@ def train_command(args: Any) -> int:
         train_rows = examples
     else:
         train_rows, val = split_validation(examples, args.val_fraction, args.seed)
-    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max)
+    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max,
+                                    word_ngrams=args.word_ngrams, start_mark=args.start_mark)
     settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
                              seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
                              smoothing=args.smoothing, decision_weight=args.decision_weight,

@@ -8,7 +8,16 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.intent.corpus import CLINC_DOMAINS, DECISION_TABLE, WEBSITE, decision_table, load_corpus, part_of
+from shared.intent.corpus import (
+    CLINC_DOMAINS,
+    DECISION_TABLE,
+    WEBSITE,
+    WEBSITE_2,
+    decision_table,
+    load_corpus,
+    part_of,
+    part_of_2,
+)
 from shared.intent.dataset import OOS
 from shared.intent.routing import DECISIONS
 
@@ -36,6 +45,17 @@ def test_website_prompts_are_several_hundred_of_each_kind() -> None:
     assert counts["small_talk"] >= 20 and counts["abuse"] == 0
 
 
+def test_second_website_file_adds_hundreds_more_and_repeats_none() -> None:
+    """The second file: hundreds more prompts, none a repeat of itself or of the first file."""
+    first = {_norm(json.loads(line)["text"]) for line in WEBSITE.read_text(encoding="utf-8").splitlines()
+             if line.strip()}
+    rows = [json.loads(line) for line in WEBSITE_2.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [_norm(row["text"]) for row in rows]
+    assert len(rows) >= 800 and len(set(texts)) == len(texts) and not set(texts) & first
+    counts = {name: sum(row["decision"] == name for row in rows) for name in DECISIONS}
+    assert counts["shared"] >= 300 and counts["personal"] >= 200 and counts["time_sensitive"] >= 100
+
+
 def _norm(text: str) -> str:
     return " ".join(text.lower().split()).strip(" ?!.")
 
@@ -53,9 +73,23 @@ def test_parts_never_share_a_text() -> None:
             if part != "heldout" and key in clinc_heldout and id(ex) in clinc_rows:
                 continue
             assert seen.setdefault(key, part) == part, (key, part, seen[key])
-    website = corpus.sources["website"]
+    website = corpus.sources["website2"]
     held = {ex.text for ex in website["heldout"]}
     assert held and not held & {ex.text for ex in website["train"] + website["dev"]}
+
+
+def test_first_website_files_held_out_fifth_is_dev_now() -> None:
+    """The first file's held-out fifth was scored and looked at: it is dev, and only the second file's
+    freshly cut quarter is held out."""
+    corpus = load_corpus(abuse=False)
+    first = corpus.sources["website"]
+    assert not first["heldout"]
+    was_held = [ex for ex in first["dev"] if part_of(ex.text) == "heldout"]
+    assert len(was_held) > 150 and len(was_held) + sum(part_of(ex.text) == "dev" for ex in first["dev"]) == len(
+        first["dev"])
+    assert not [ex for ex in first["train"] if part_of(ex.text) != "train"]
+    held = corpus.sources["website2"]["heldout"]
+    assert 180 < len(held) < 330 and all(part_of_2(ex.text) == "heldout" for ex in held)
 
 
 def test_clinc_val_is_the_held_out_part() -> None:
@@ -70,3 +104,4 @@ def test_clinc_val_is_the_held_out_part() -> None:
 def test_part_is_a_pure_function_of_the_text(text: str) -> None:
     """A row's part depends on its text alone: adding prompts never moves another one."""
     assert part_of(text) == part_of(str(text)) and part_of(text) in ("train", "dev", "heldout")
+    assert part_of_2(text) == part_of_2(str(text)) and part_of_2(text) in ("train", "dev", "heldout")
