@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("numpy")
 pytest.importorskip("onnx")
@@ -115,7 +117,7 @@ def corpus_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     """The shipped pipeline (`eaves intent train --corpus`, as scripts/train-intent runs it) on a slice."""
     out = tmp_path_factory.mktemp("corpus") / "slice.onnx"
     code = main(["intent", "train", "--corpus", "--no-abuse", "--slice", "8", "--epochs", "4", "--dim", "16",
-                 "--buckets", "4096", "--quiet", "--out", str(out)])
+                 "--buckets", "4096", "--word-ngrams", "3", "--start-mark", "--quiet", "--out", str(out)])
     assert code == 0
     return out, dict(parse_model(out.read_bytes()).metadata)
 
@@ -128,6 +130,8 @@ class TestCorpusPipeline:
         floors = dict(json.loads(meta["eaves.decision_floors"]))
         assert set(floors) == {"abuse", "personal", "time_sensitive"} and floors["abuse"] == 0.5
         assert "decisions" in json.loads(meta["eaves.report"])["val"]
+        featuriser = json.loads(meta["eaves.featuriser"])
+        assert featuriser["start_mark"] is True and featuriser["word_ngrams"] == 3
         names = [info.name for info in parse_model(path.read_bytes()).graph.outputs]  # type: ignore[union-attr]
         assert names == ["probs", "decision_probs"]
 
@@ -172,3 +176,29 @@ def test_eval_json_reports_routing(corpus_model: tuple[Path, dict[str, Any]], tm
     assert {"n", "routes", "decided", "second_user_from_edge", "crosses_users"} <= set(entry)
     assert abs(sum(entry["routes"].values()) - 1.0) < 1e-9
     assert result["in_scope_accuracy"] is not None  # the one intent-labelled row is scored too
+
+
+class TestAugment:
+    @given(st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), min_size=1, max_size=80),
+           st.integers(0, 1000))
+    def test_seeded_and_keeps_every_word_but_a_typo(self, text: str, seed: int) -> None:
+        """A variant is a pure function of (text, seed); it drops no word: all but at most one of the
+        original words are still there, in order (the one may carry a typo), so the label stays true."""
+        from shared.intent.featurise import tokens
+        from shared.intent.train import augment
+
+        out = augment(text, seed)
+        assert out == augment(text, seed)
+        before, after = tokens(text), tokens(out)
+        missing = [word for word in before if word not in after]
+        assert len(missing) <= 1
+        kept = iter(after)
+        assert all(word in kept for word in before if word not in missing)
+
+    def test_variants_differ_from_the_prompt_and_each_other(self) -> None:
+        """Repeats become different rows (what --augment is for), seeded by repeat number."""
+        from shared.intent.train import augment
+
+        text = "Where can I download the invoices for my account?"
+        variants = {augment(text, seed) for seed in range(1, 8)}
+        assert text not in variants and len(variants) >= 5
