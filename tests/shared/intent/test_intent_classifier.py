@@ -127,8 +127,8 @@ class TestLoading:
 
 
 class TestPickDecision:
-    NAMES = ["shared", "personal", "time_sensitive", "small_talk", "abuse"]
-    FLOORS = [("abuse", 0.5), ("personal", 0.05), ("time_sensitive", 0.05)]
+    NAMES = ("shared", "personal", "time_sensitive", "small_talk", "abuse")
+    FLOORS = (("abuse", 0.5), ("personal", 0.05), ("time_sensitive", 0.05))
 
     def test_a_floor_reached_beats_the_most_likely(self) -> None:
         """Personal at 0.06 (over its 0.05 floor) wins over shared at 0.94: a leak costs more than a miss."""
