@@ -5,8 +5,8 @@ Sources (licences in ``data/ATTRIBUTION.md``):
 - CLINC150 (``data/clinc150/train_val.json.gz``): 150 intents; each intent's decision comes from the
   reviewed table ``data/clinc150_decisions.csv``. Its out-of-scope rows carry no decision: "out of
   CLINC's intents" says nothing about whether an answer may be shared.
-- ``data/website_prompts.jsonl``: questions written for eaves the way a website's visitors ask them, each
-  with its decision (shared, personal, time_sensitive, small_talk).
+- ``data/website_prompts.jsonl`` and ``data/website_prompts_2.jsonl``: questions written for eaves the way a
+  website's visitors ask them, each with its decision (shared, personal, time_sensitive, small_talk).
 - bastioncorpus (PyPI) attacks, decision ``abuse``, and its benign look-alikes; plus ``abuse_seed.jsonl``
   and ``benign_seed.jsonl`` (trained only, never scored).
 
@@ -14,6 +14,8 @@ Parts: ``train`` fits the weights; ``dev`` is where every choice (settings, thre
 the policy) is made; ``heldout`` is scored once, at the end, for the figures the README reports. CLINC150's
 ``val`` split is its held-out part, and a tenth of its ``train`` split is dev. Website prompts and
 bastioncorpus rows are assigned by a stable hash of their text or id, so a new prompt never moves others.
+The first website file's held-out fifth was scored and then read to decide what to change, so it is dev now;
+the second file's quarter (``part_of_2``, a differently salted hash) is the website held-out part.
 """
 
 from __future__ import annotations
