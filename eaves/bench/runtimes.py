@@ -7,8 +7,10 @@
 
     hit path          ``EdgeApp.handle`` on a cached question over the in-memory ports (auth, rate limit,
                       parse, KV get, response): the work a Worker does per hit, without the binding I/O
-    classify (pure)   featurise + infer with the shipped model in the pure-Python ONNX interpreter, one
-                      query at a time: what a miss adds on Workers, where numpy and onnxruntime do not exist
+    classify (pooled) featurise + infer with the shipped model in pure Python, evaluating its graph's fixed
+                      shape directly (shared/intent/pooled.py), one query at a time: what a miss adds on
+                      Workers (the Worker asks for runtime "lite", which picks it)
+    classify (pure)   the same in the generic pure-Python ONNX interpreter (shared/onnx_lite)
     classify (numpy)  the same with numpy (CPython only)
     classify (ORT)    the same with onnxruntime, one thread (CPython only)
 """
@@ -65,6 +67,7 @@ async def measure(iterations: int = 5000) -> dict[str, Any]:
         "interpreter": "pyodide" if sys.platform == "emscripten" else "cpython",
         "python": platform.python_version(),
         "hit_path": {"p50_us": round(hit.p50_us, 1), "p99_us": round(hit.p99_us, 1), "n": hit.n},
+        "classify_pooled": _classify_cost("pooled", classify_n),
         "classify_pure": _classify_cost("pure", classify_n),
         "classify_numpy": _classify_cost("numpy", classify_n),
         "classify_onnxruntime": _classify_cost("onnxruntime", classify_n),
@@ -88,6 +91,7 @@ def measure_in_pyodide(iterations: int) -> dict[str, Any]:
 
 def render(cpython: dict[str, Any], pyodide: dict[str, Any]) -> str:
     rows = [("hit path (EdgeApp.handle, in-memory ports)", "hit_path"),
+            ("classify, pooled pure Python (Workers)", "classify_pooled"),
             ("classify, pure-Python ONNX", "classify_pure"),
             ("classify, onnx_lite + numpy", "classify_numpy"),
             ("classify, onnxruntime (1 thread)", "classify_onnxruntime")]

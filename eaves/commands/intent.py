@@ -27,8 +27,29 @@ def register(sub: Any) -> None:
                               description="Train an intent model. Data: JSON, JSONL or CSV rows of text and "
                               "label (optional domain); the label 'oos' marks out-of-scope text. "
                               "JSON files of named splits take FILE#split,split. " + DEFAULTS_NOTE + ".")
-    train.add_argument("--data", action="append", required=True, metavar="FILE",
+    train.add_argument("--data", action="append", metavar="FILE",
                        help="labelled training text (repeat to combine files)")
+    train.add_argument("--corpus", action="store_true",
+                       help="train on the shipped corpus (shared/intent/corpus.py: CLINC150 with decisions, "
+                       "website prompts, abuse), choosing on its dev part; what scripts/train-intent runs")
+    train.add_argument("--no-abuse", action="store_true", help="with --corpus: leave out bastioncorpus")
+    train.add_argument("--slice", type=int, default=0, metavar="N",
+                       help="with --corpus: every Nth row only (a quick end-to-end check)")
+    train.add_argument("--augment", action="store_true",
+                       help="with --corpus: website repeats are varied (greetings, typos, case), not copies")
+    train.add_argument("--website-repeat", type=int, default=4,
+                       help="with --corpus: how often each website prompt is repeated in training "
+                       "(default: %(default)s)")
+    train.add_argument("--clinc-decisions", type=float, default=0.2, metavar="SHARE",
+                       help="with --corpus: the share of CLINC150's rows whose mapped decision trains the "
+                       "decision head (default: %(default)s)")
+    train.add_argument("--decision-weight", type=float, default=1.0,
+                       help="the decision head's share of the loss (default: %(default)s)")
+    train.add_argument("--max-leak", type=float, default=0.01,
+                       help="tune the decision floors so that at most this share of personal or "
+                       "time-sensitive validation rows is decided shareable (default: %(default)s)")
+    train.add_argument("--abuse-floor", type=float, default=0.5,
+                       help="decide abuse from this probability on (default: %(default)s)")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL", help="the .onnx file to write")
     train.add_argument("--val", action="append", metavar="FILE",
                        help="validation text (default: hold out --val-fraction of the training data)")
@@ -41,6 +62,10 @@ def register(sub: Any) -> None:
     train.add_argument("--buckets", type=int, default=19000, help="hash buckets (default: %(default)s)")
     train.add_argument("--char-min", type=int, default=3, help="default: %(default)s")
     train.add_argument("--char-max", type=int, default=4, help="default: %(default)s")
+    train.add_argument("--word-ngrams", type=int, default=2, help="word n-grams up to this length "
+                       "(default: %(default)s)")
+    train.add_argument("--start-mark", action="store_true",
+                       help="word n-grams also start at a marker before the first word")
     train.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=0.01, help="default: %(default)s")
     train.add_argument("--dropout", type=float, default=0.5, help="default: %(default)s")
@@ -59,7 +84,8 @@ def register(sub: Any) -> None:
     ev = intent.add_parser("eval", help="score a model on labelled text")
     ev.add_argument("--model", type=Path, help="the .onnx file (default: the shipped model)")
     ev.add_argument("--data", required=True, action="append", metavar="FILE", help="labelled text")
-    ev.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "lite", "numpy", "pure"])
+    ev.add_argument("--policy", type=Path, help="the routing policy (default: the shipped one)")
+    ev.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "pooled", "lite", "numpy", "pure"])
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
 
@@ -67,7 +93,7 @@ def register(sub: Any) -> None:
     cl.add_argument("text")
     cl.add_argument("--model", type=Path, help="default: the shipped model")
     cl.add_argument("--policy", type=Path, help="default: the shipped policy")
-    cl.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "lite", "numpy", "pure"])
+    cl.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "pooled", "lite", "numpy", "pure"])
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_classify)
 
@@ -96,26 +122,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from shared.intent import load_classifier
+    from shared.intent import PolicyError, load_classifier, load_policy
     from shared.intent.dataset import DatasetError
-    from shared.intent.evaluate import evaluate
+    from shared.intent.evaluate import evaluate, route_report
     from shared.onnx_lite import OnnxLiteError
 
     try:
         examples = _load(args.data)
         classifier = load_classifier(args.model, runtime=args.runtime)
-    except (DatasetError, OnnxLiteError) as exc:
+        policy = load_policy(args.policy)
+    except (DatasetError, OnnxLiteError, PolicyError) as exc:
         print(f"eaves intent eval: {exc}", file=sys.stderr)
         return 2
     result = evaluate(classifier, examples)
     result["runtime"] = classifier.runtime.name
     result["model"] = classifier.version
+    result["policy"] = policy.version
+    result["routing"] = route_report(classifier, policy, examples)
     if args.json:
         print(json.dumps(result))
     else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
+        print(render_eval(result))
     return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def render_eval(result: dict[str, Any]) -> str:
+    lines = [f"{result['examples']} rows; model {result['model']} ({result['runtime']}), policy {result['policy']}",
+             f"latency p50 {result['p50_us']} us, p99 {result['p99_us']} us"]
+    if result.get("in_scope_accuracy") is not None or result.get("oos_recall") is not None:
+        lines.append(f"intents: in-scope accuracy {_pct(result['in_scope_accuracy'])}, "
+                     f"out-of-scope recall {_pct(result['oos_recall'])}, macro F1 {result['macro_f1']:.3f}")
+    routing = result["routing"]
+    if routing["examples"]:
+        lines.append(f"decisions ({routing['examples']} rows with one): accuracy "
+                     f"{_pct(routing['decisions']['accuracy'])}")
+        for label, entry in routing["labels"].items():
+            routes = ", ".join(f"{kind} {_pct(share)}" for kind, share in entry["routes"].items())
+            cross = "" if entry["crosses_users"] is None else f"; served across users {_pct(entry['crosses_users'])}"
+            lines.append(f"  {label:<15} n={entry['n']:<5} second user from the edge "
+                         f"{_pct(entry['second_user_from_edge'])}{cross}; routes: {routes}")
+        lines.append("  confusion (gold -> decided: count):")
+        for gold, row in routing["decisions"]["confusion"].items():
+            lines.append(f"    {gold:<15} " + ", ".join(f"{p} {n}" for p, n in row.items()))
+    return "\n".join(lines)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -134,10 +187,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(json.dumps({"label": intent.label, "domain": intent.domain, "confidence": intent.confidence,
                           "action": route.action, "ttl_s": route.ttl_s, "stale_s": route.stale_s,
                           "stale_if_error_s": route.stale_if_error_s, "timeout_s": route.timeout_s,
-                          "answer": route.answer, "reason": route.reason}))
+                          "answer": route.answer, "reason": route.reason, "scope": route.scope,
+                          "decision": intent.decision, "decision_confidence": intent.decision_confidence}))
     else:
         print(f"intent: {intent.label} (domain {intent.domain}, confidence {intent.confidence:.3f})")
-        extra = f", ttl {route.ttl_s} s, stale {route.stale_s} s" if route.action == "cache" else ""
+        if intent.decision:
+            print(f"decision: {intent.decision} (confidence {intent.decision_confidence:.3f})")
+        extra = (f", scope {route.scope}, ttl {route.ttl_s} s, stale {route.stale_s} s"
+                 if route.action == "cache" else "")
         print(f"route:  {route.action}{extra} ({route.reason})")
         if route.answer:
             print(f"answer: {route.answer}")

@@ -61,13 +61,33 @@ def load_bastioncorpus() -> AbuseSplit:
     return AbuseSplit(train, heldout_attacks, heldout_benign, all_attacks)
 
 
+def split_bastioncorpus() -> dict[str, list[Example]]:
+    """The corpus cut like the rest of the shipped data: held out as ``is_heldout`` (unchanged, so the
+    abuse figures stay comparable), a fifth of the rest (by another hash) dev, the remainder train.
+    Attacks carry the decision ``abuse``; look-alikes only their intent label ``oos`` (some are personal,
+    some shareable)."""
+    corpus = importlib.import_module("bastioncorpus")
+    parts: dict[str, list[Example]] = {"train": [], "dev": [], "heldout": []}
+    for row in corpus.load_corpus():
+        text = row.text.replace("{canary}", _CANARY)
+        malicious = row.label == "malicious"
+        ex = (Example(text, INJECTION, ABUSE_DOMAIN, "abuse") if malicious else Example(text, OOS))
+        if is_heldout(row.id):
+            part = "heldout"
+        else:
+            part = "dev" if zlib.crc32(("dev:" + row.id).encode()) % 5 == 0 else "train"
+        parts[part].append(ex)
+    return parts
+
+
 def load_seed(path: Path = SEED_FILE) -> list[Example]:
     """The hand-written abuse lines (label, domain and text per JSON line)."""
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             item = json.loads(line)
-            rows.append(Example(item["text"], item["label"], item.get("domain", ABUSE_DOMAIN)))
+            domain = item.get("domain", ABUSE_DOMAIN)
+            rows.append(Example(item["text"], item["label"], domain, "abuse" if domain == ABUSE_DOMAIN else None))
     return rows
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.intent import load_policy
 from shared.intent.classifier import DEFAULT_MODEL, OnnxIntentClassifier, read_model
+from shared.intent.corpus import CLINC
 from shared.intent.dataset import Example, load_examples
 from shared.intent.evaluate import evaluate
 from shared.intent.routing import Intent
@@ -31,26 +32,27 @@ TARGETS = {"in_scope_accuracy": 0.935, "oos_recall": 0.50, "bytes": 2_000_000, "
 
 
 def default_clinc() -> Path:
+    """CLINC150 as the repository ships it (shared/intent/data/clinc150), or $EAVES_CLINC150."""
     env = os.environ.get("EAVES_CLINC150")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clinc150"
+    return CLINC.parent
 
 
 def clinc_val(folder: Path) -> list[Example]:
-    return load_examples(f"{folder / 'train_val.json'}#val,oos_val")
+    """CLINC150's validation split: the corpus's held-out part, never trained or chosen on."""
+    name = "train_val.json.gz" if (folder / "train_val.json.gz").exists() else "train_val.json"
+    return load_examples(f"{folder / name}#val,oos_val")
 
 
 def parity(reference: OnnxIntentClassifier, other: OnnxIntentClassifier,
            texts: Sequence[str]) -> tuple[float, int]:
     worst, disagreements = 0.0, 0
     for text in texts:
-        a = reference.runtime.probs(reference.features(text))
-        b = other.runtime.probs(other.features(text))
-        worst = max(worst, max(abs(x - y) for x, y in zip(a, b, strict=True)))
-        top_a = max(range(len(a)), key=a.__getitem__)
-        top_b = max(range(len(b)), key=b.__getitem__)
-        disagreements += top_a != top_b
+        for a, b in zip(reference.runtime.heads(reference.features(text)),
+                        other.runtime.heads(other.features(text)), strict=True):
+            worst = max(worst, max(abs(x - y) for x, y in zip(a, b, strict=True)))
+            disagreements += max(range(len(a)), key=a.__getitem__) != max(range(len(b)), key=b.__getitem__)
     return worst, disagreements
 
 
@@ -61,7 +63,10 @@ def load_test_questions(fresh: int = 300) -> list[str]:
     """What the load test sends: every popular question, the small talk and ``fresh`` new questions."""
     import random
 
-    from loadtest.questions import POPULAR, SMALL_TALK, new_question
+    try:
+        from loadtest.questions import POPULAR, SMALL_TALK, new_question
+    except ImportError:  # the load test's question module has moved or gone: no column for it
+        return []
 
     rng = random.Random(0)
     return [*POPULAR, *SMALL_TALK, *(new_question(rng) for _ in range(fresh))]
@@ -87,7 +92,9 @@ def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> d
 
     result: dict[str, Any] = {f"{name}_n": len(texts) for name, texts in sets.items()}
     result.update({f"{name}_blocked": share(name, by_policy) for name in sets})
-    result["abuse_min_confidence"] = policy.domains["abuse"].min_confidence if "abuse" in policy.domains else None
+    # The shipped policy blocks on the intent head's abuse labels from this reading (and on the decision head).
+    rule = policy.intents.get("prompt_injection") or policy.domains.get(ABUSE_DOMAIN)
+    result["abuse_min_confidence"] = rule.min_confidence if rule is not None else None
     readings = [i.confidence for i in intents["load_test_questions"] if i.domain == ABUSE_DOMAIN]
     result["load_test_max_abuse_confidence"] = max(readings, default=0.0)
     sweep = {}
@@ -117,7 +124,20 @@ def run(model: Path | None, clinc: Path) -> dict[str, Any]:
         result[f"max_abs_diff_{name}"] = worst
         result[f"intent_disagreements_{name}"] = disagree
     result["abuse"] = abuse_figures(classifiers["onnxruntime"], val)
+    result["decisions_heldout"] = decision_figures(classifiers["onnxruntime"])
     return result
+
+
+def decision_figures(classifier: OnnxIntentClassifier) -> dict[str, Any]:
+    """The shipped policy's routes on each source's held-out part (shared/intent/corpus.py): the website
+    prompts, CLINC150's validation split with its mapped decisions, and bastioncorpus's held-out rows."""
+    from shared.intent.corpus import load_corpus
+    from shared.intent.evaluate import route_report
+
+    policy = load_policy()
+    corpus = load_corpus()
+    return {source: route_report(classifier, policy, parts["heldout"])
+            for source, parts in corpus.sources.items() if parts["heldout"]}
 
 
 def render(result: dict[str, Any]) -> str:
@@ -141,7 +161,8 @@ def render(result: dict[str, Any]) -> str:
                      f"predicted intent differs on {differ}")
     abuse = result["abuse"]
     lines += [
-        f"abuse: blocked by the shipped policy ([domains.abuse] min_confidence {abuse['abuse_min_confidence']}):",
+        f"abuse: blocked by the shipped policy (intent-head abuse from {abuse['abuse_min_confidence']}, "
+        "or the decision head's abuse):",
         f"  bastioncorpus attacks, held out        {abuse['attacks_heldout_blocked']:.3f} of "
         f"{abuse['attacks_heldout_n']}",
         f"  bastioncorpus attacks, all             {abuse['attacks_all_blocked']:.3f} of {abuse['attacks_all_n']} "
@@ -149,7 +170,7 @@ def render(result: dict[str, Any]) -> str:
         f"  benign look-alikes, held out           {abuse['benign_traps_heldout_blocked']:.3f} of "
         f"{abuse['benign_traps_heldout_n']}",
         f"  CLINC150 val, wrongly                  {abuse['clinc_val_blocked']:.4f} of {abuse['clinc_val_n']}",
-        f"  load-test questions, wrongly           {abuse['load_test_questions_blocked']:.4f} of "
+        f"  load-test questions, wrongly           {abuse['load_test_questions_blocked'] or 0:.4f} of "
         f"{abuse['load_test_questions_n']} (highest abuse reading {abuse['load_test_max_abuse_confidence']:.3f})",
         "  trade-off, blocked if the abuse reading >= min_confidence:",
         "    min_conf  attacks held out  attacks all  traps held out  CLINC val  load test",
@@ -157,19 +178,36 @@ def render(result: dict[str, Any]) -> str:
     for floor, row in abuse["sweep"].items():
         lines.append(f"    {floor:<8}  {row['attacks_heldout']:>16.3f}  {row['attacks_all']:>11.3f}  "
                      f"{row['benign_traps_heldout']:>14.3f}  {row['clinc_val']:>9.4f}  "
-                     f"{row['load_test_questions']:>9.4f}")
+                     f"{row['load_test_questions'] or 0:>9.4f}")
+    lines.append("decisions on held-out parts, routed by the shipped policy:")
+    for source, report in result["decisions_heldout"].items():
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{100 * value:.1f} %"
+
+        lines.append(f"  {source} ({report['examples']} rows with a decision): shareable answered from the edge "
+                     f"for a second user {pct(report['shareable_second_user_from_edge'])}, personal served "
+                     f"across users {pct(report['personal_crosses_users'])}, time-sensitive older than 300 s "
+                     f"{pct(report['time_sensitive_over_300s'])}")
+        for gold, row in report["decisions"]["confusion"].items():
+            lines.append(f"    {gold:<15} -> " + ", ".join(f"{p} {n}" for p, n in row.items()))
     return "\n".join(lines)
 
 
-def write_fixture(path: Path, model: Path | None, clinc: Path) -> None:
-    """~200 validation queries with onnxruntime's probabilities, for parity checks without onnxruntime."""
+def write_fixture(path: Path, model: Path | None) -> None:
+    """~200 dev queries (shared/intent/corpus.py, never the held-out part) with onnxruntime's outputs of
+    both heads, for parity checks without onnxruntime."""
+    from shared.intent.corpus import load_corpus
+
     data, source = read_model(model)
     reference = OnnxIntentClassifier(data, runtime="onnxruntime", source=source)
-    val = clinc_val(clinc)
-    step = max(1, len(val) // FIXTURE_QUERIES)
-    rows = [{"text": ex.text, "label": ex.label,
-             "probs": [round(p, 7) for p in reference.runtime.probs(reference.features(ex.text))]}
-            for ex in val[::step][:FIXTURE_QUERIES]]
+    dev = load_corpus(abuse=False).parts["dev"]
+    step = max(1, len(dev) // FIXTURE_QUERIES)
+    rows = []
+    for ex in dev[::step][:FIXTURE_QUERIES]:
+        heads = reference.runtime.heads(reference.features(ex.text))
+        rows.append({"text": ex.text, "label": ex.label, "decision": ex.decision,
+                     "probs": [round(p, 7) for p in heads[0]],
+                     "decision_probs": [round(p, 7) for p in heads[1]] if len(heads) > 1 else []})
     name = DEFAULT_MODEL.name if model is None else str(model)
     fixture = {"model_version": reference.version, "model": name, "runtime": "onnxruntime", "queries": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clinc = args.clinc or default_clinc()
     if args.write_parity_fixture:
-        write_fixture(args.write_parity_fixture, args.model, clinc)
+        write_fixture(args.write_parity_fixture, args.model)
         return 0
     result = run(args.model, clinc)
     print(json.dumps(result, indent=2) if args.json else render(result))

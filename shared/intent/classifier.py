@@ -1,7 +1,10 @@
 """The intent classifier the edge uses: featurise in plain Python, infer with one of two runtimes.
 
 - ``onnxruntime``: CPython only; one intra-op thread, since one query is far too small to split.
-- ``lite``: ``shared.onnx_lite``, pure Python or numpy; the only choice inside Pyodide.
+- ``pooled``: pure Python, evaluating the intent graph's fixed shape directly (``pooled.py``); what
+  ``auto`` and ``lite`` pick where onnxruntime is missing (the Worker asks for ``lite``); a graph of
+  another shape runs in ``shared.onnx_lite`` instead (numpy when present, else pure Python).
+- ``numpy`` and ``pure``: ``shared.onnx_lite``'s generic interpreter with that backend.
 
 Both read the same file and its metadata (labels, domains, featuriser settings, out-of-scope threshold).
 """
@@ -11,48 +14,51 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.intent.featurise import FeaturiserSettings, featurise
+from shared.intent.pooled import PooledHeads
 from shared.intent.routing import Intent
 from shared.onnx_lite import MalformedModel, Model
 from shared.onnx_lite.proto import parse_model
 
 DEFAULT_MODEL = Path(__file__).parent / "data" / "intent.onnx"
-RUNTIMES = ("auto", "onnxruntime", "lite", "numpy", "pure")
+RUNTIMES = ("auto", "onnxruntime", "pooled", "lite", "numpy", "pure")
 _META = "eaves."
 
 
 class Runtime(Protocol):
     name: str
 
-    def probs(self, ids: list[int]) -> list[float]: ...
+    def heads(self, ids: list[int]) -> list[list[float]]: ...
 
-    def best(self, ids: list[int]) -> tuple[int, float]: ...
+
+class PooledRuntime:
+    """Pure Python without the generic interpreter (``shared.intent.pooled``): the Workers path."""
+
+    name = "pooled"
+
+    def __init__(self, heads: PooledHeads) -> None:
+        self._heads = heads
+
+    def heads(self, ids: list[int]) -> list[list[float]]:
+        return self._heads.run(ids)
 
 
 class LiteRuntime:
     def __init__(self, data: bytes, backend: str = "auto") -> None:
         self.model = Model.load(data, backend=backend)
         self.name = f"onnx_lite-{self.model.backend}"
-        self._output = self.model.outputs[0].name
+        self._outputs = [info.name for info in self.model.outputs]
         self._input = self.model.inputs[0].name
 
-    def probs(self, ids: list[int]) -> list[float]:
-        out = self.model.run({self._input: ids})[self._output]
+    def heads(self, ids: list[int]) -> list[list[float]]:
+        out = self.model.run({self._input: ids})
         if self.model.backend == "numpy":
-            return [float(v) for v in out.reshape(-1)]
-        return list(out.data)
-
-    def best(self, ids: list[int]) -> tuple[int, float]:
-        if self.model.backend == "numpy":
-            out = self.model.run({self._input: ids})[self._output].reshape(-1)
-            index = int(out.argmax())
-            return index, float(out[index])
-        probs = self.probs(ids)
-        top = max(range(len(probs)), key=probs.__getitem__)
-        return top, probs[top]
+            return [[float(v) for v in out[name].reshape(-1)] for name in self._outputs]
+        return [list(out[name].data) for name in self._outputs]
 
 
 class OrtRuntime:
@@ -67,34 +73,47 @@ class OrtRuntime:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
-        self._output = self.session.get_outputs()[0].name
+        self._outputs = [info.name for info in self.session.get_outputs()]
 
-    def _run(self, ids: list[int]) -> Any:
+    def heads(self, ids: list[int]) -> list[list[float]]:
         feed = {self._input: self._np.asarray(ids, dtype=self._np.int64)}
-        return self.session.run([self._output], feed)[0].reshape(-1)
-
-    def probs(self, ids: list[int]) -> list[float]:
-        return [float(v) for v in self._run(ids)]
-
-    def best(self, ids: list[int]) -> tuple[int, float]:
-        probs = self._run(ids)
-        top = int(probs.argmax())
-        return top, float(probs[top])
+        return [[float(v) for v in out.reshape(-1)] for out in self.session.run(self._outputs, feed)]
 
 
 def make_runtime(data: bytes, runtime: str) -> Runtime:
+    """``auto``: onnxruntime if importable, else the pooled path (the lite interpreter for other graphs)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
     if runtime == "auto":
         try:
             importlib.import_module("onnxruntime")
         except ImportError:
-            runtime = "lite"
+            runtime = "pooled"
         else:
             runtime = "onnxruntime"
     if runtime == "onnxruntime":
         return OrtRuntime(data)
+    if runtime in ("pooled", "lite"):
+        heads = PooledHeads.match(parse_model(data))
+        if heads is not None:
+            return PooledRuntime(heads)
+        runtime = "pure" if runtime == "pooled" else "lite"  # another graph shape: the generic interpreter
     return LiteRuntime(data, backend="auto" if runtime == "lite" else runtime)
+
+
+def _argmax(values: list[float]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def pick_decision(names: Sequence[str], probs: Sequence[float],
+                  floors: Sequence[tuple[str, float]]) -> tuple[int, float]:
+    """The decision for one prompt: among the decisions with a floor whose probability reaches it, the
+    most likely; when none does, the most likely of all. Floors are how the costs of mistakes enter:
+    serving one user's answer to another, or yesterday's price, is worse than one more trip to the
+    origin, so "personal" and "time_sensitive" are decided from a probability well under one half."""
+    reached = [names.index(name) for name, floor in floors if name in names and probs[names.index(name)] >= floor]
+    best = max(reached, key=probs.__getitem__) if reached else _argmax(list(probs))
+    return best, probs[best]
 
 
 class OnnxIntentClassifier:
@@ -109,6 +128,9 @@ class OnnxIntentClassifier:
             self.settings = FeaturiserSettings.from_dict(json.loads(meta[_META + "featuriser"]))
             self.threshold = float(meta.get(_META + "oos_threshold", "0"))
             self.oos_label = meta.get(_META + "oos_label", "oos")
+            self.decisions: list[str] = json.loads(meta.get(_META + "decisions", "[]"))
+            self.floors: list[tuple[str, float]] = [
+                (str(name), float(floor)) for name, floor in json.loads(meta.get(_META + "decision_floors", "[]"))]
         except KeyError as exc:
             raise MalformedModel(f"{source}: not an eaves intent model (metadata {exc.args[0]!r} is missing; "
                                  "train one with `eaves intent train`)") from exc
@@ -130,14 +152,27 @@ class OnnxIntentClassifier:
         return featurise(text, self.settings)[0]
 
     def probabilities(self, text: str) -> dict[str, float]:
-        return dict(zip(self.labels, self.runtime.probs(self.features(text)), strict=True))
+        return dict(zip(self.labels, self.runtime.heads(self.features(text))[0], strict=True))
+
+    def decision_probabilities(self, text: str) -> dict[str, float]:
+        outputs = self.runtime.heads(self.features(text))
+        if not self.decisions or len(outputs) < 2:
+            return {}
+        return dict(zip(self.decisions, outputs[1], strict=True))
 
     def classify(self, text: str) -> Intent:
-        index, confidence = self.runtime.best(self.features(text))
+        outputs = self.runtime.heads(self.features(text))
+        probs = outputs[0]
+        index = _argmax(probs)
+        confidence = probs[index]
+        decision, decision_confidence = "", 0.0
+        if self.decisions and len(outputs) > 1:
+            chosen, decision_confidence = pick_decision(self.decisions, outputs[1], self.floors)
+            decision = self.decisions[chosen]
         label = self.labels[index]
         if confidence < self.threshold or label == self.oos_label:
-            return Intent(self.oos_label, "oos", confidence)
-        return Intent(label, self.domains[index], confidence)
+            return Intent(self.oos_label, "oos", confidence, decision, decision_confidence)
+        return Intent(label, self.domains[index], confidence, decision, decision_confidence)
 
 
 def read_model(path: str | Path | None) -> tuple[bytes, str]:

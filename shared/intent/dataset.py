@@ -8,17 +8,21 @@ Accepted shapes, so users can bring their intents as they have them:
   ``train_val.json``), from which ``FILE#train,oos_train`` picks splits (all splits when none is named).
 - CSV: a header row with ``text`` and ``label`` (or ``intent``) columns and optionally ``domain``.
 
-The label ``oos`` marks out-of-scope text.
+The label ``oos`` marks out-of-scope text. A row may instead (or as well) carry a ``decision`` (one of
+``routing.DECISIONS``: what the cache should do with it); a row with a decision needs no label.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shared.intent.routing import DECISIONS
 
 OOS = "oos"
 
@@ -26,8 +30,12 @@ OOS = "oos"
 @dataclass(frozen=True, slots=True)
 class Example:
     text: str
-    label: str
+    label: str  # "" (NO_LABEL): no intent label, the row trains and scores the decision head only
     domain: str | None = None
+    decision: str | None = None  # None: no decision label, the row trains and scores the intent head only
+
+
+NO_LABEL = ""
 
 
 class DatasetError(ValueError):
@@ -35,20 +43,27 @@ class DatasetError(ValueError):
 
 
 def _row(item: Any, where: str) -> Example:
+    decision = None
     if isinstance(item, dict):
         text = item.get("text")
         label = item.get("label", item.get("intent"))
         domain = item.get("domain")
+        decision = item.get("decision")
     elif isinstance(item, list | tuple) and len(item) in (2, 3):
         text, label = item[0], item[1]
         domain = item[2] if len(item) == 3 else None
     else:
         raise DatasetError(f"{where}: expected an object with text and label, or a [text, label] pair")
-    if not isinstance(text, str) or not isinstance(label, str) or not label:
-        raise DatasetError(f"{where}: text and label must be strings (label non-empty)")
+    if decision is not None and decision not in DECISIONS:
+        raise DatasetError(f"{where}: decision must be one of {list(DECISIONS)}, not {decision!r}")
+    if label is None and decision is not None:
+        label = NO_LABEL
+    if not isinstance(text, str) or not isinstance(label, str) or not (label or decision):
+        raise DatasetError(f"{where}: text and label must be strings (label non-empty unless the row has a "
+                           "decision)")
     if domain is not None and not isinstance(domain, str):
         raise DatasetError(f"{where}: domain must be a string")
-    return Example(text, label, domain or None)
+    return Example(text, label, domain or None, decision)
 
 
 def load_examples(spec: str | Path) -> list[Example]:
@@ -57,9 +72,13 @@ def load_examples(spec: str | Path) -> list[Example]:
     path_text, _, splits = raw.partition("#") if not Path(raw).exists() else (raw, "", "")
     path = Path(path_text)
     try:
-        content = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raw_bytes = path.read_bytes()
+        if path.suffix.lower() == ".gz":  # the repository keeps CLINC150 compressed
+            raw_bytes = gzip.decompress(raw_bytes)
+            path = path.with_suffix("")
+        content = raw_bytes.decode("utf-8")
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _from_csv(content, path)
@@ -99,13 +118,14 @@ def _from_csv(content: str, path: Path) -> list[Example]:
     reader = csv.DictReader(io.StringIO(content))
     fields = set(reader.fieldnames or [])
     label_key = "label" if "label" in fields else "intent" if "intent" in fields else None
-    if "text" not in fields or label_key is None:
-        raise DatasetError(f"{path}: the CSV header must name a 'text' and a 'label' (or 'intent') column; "
-                           f"it has {sorted(fields)}")
+    if "text" not in fields or (label_key is None and "decision" not in fields):
+        raise DatasetError(f"{path}: the CSV header must name a 'text' and a 'label' (or 'intent' or "
+                           f"'decision') column; it has {sorted(fields)}")
     rows = []
     for number, record in enumerate(reader, 2):
-        rows.append(_row({"text": record["text"], "label": record[label_key],
-                          "domain": record.get("domain") or None}, f"{path}:{number}"))
+        rows.append(_row({"text": record["text"], "label": (record[label_key] if label_key else "") or None,
+                          "domain": record.get("domain") or None,
+                          "decision": record.get("decision") or None}, f"{path}:{number}"))
     return _nonempty(rows, path)
 
 

@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import Any
 
-SCHEME = "crc32-ngrams-1"  # bump when featurise() changes what it emits
+SCHEME = "crc32-ngrams-2"  # bump when featurise() changes what it emits
+# Schemes this featuriser reproduces exactly: 2 added ``start_mark``, whose default (off) emits what 1 did.
+SCHEMES = ("crc32-ngrams-1", SCHEME)
+START = "^"  # the start-of-prompt marker in word n-grams; never a token (tokens are \w runs)
 _TOKEN = re.compile(r"\w+(?:'\w+)?")
 
 
@@ -27,6 +30,9 @@ class FeaturiserSettings:
     char_min: int = 3
     char_max: int = 5
     max_chars: int = 1000  # longer prompts are truncated: featurising costs time at the edge
+    # Word n-grams also start at a marker before the first word, so "^ cancel" (a command) and "^ how"
+    # (a question about how) are features of their own: where a word stands says what the prompt asks.
+    start_mark: bool = False
     scheme: str = SCHEME
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,9 +42,11 @@ class FeaturiserSettings:
     def from_dict(cls, data: dict[str, Any]) -> FeaturiserSettings:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         settings = cls(**known)
-        if settings.scheme != SCHEME:
-            raise ValueError(f"featuriser scheme {settings.scheme!r} is not supported (expected {SCHEME!r}: "
-                             "this eaves is older or newer than the model)")
+        if settings.scheme not in SCHEMES:
+            raise ValueError(f"featuriser scheme {settings.scheme!r} is not supported (expected one of "
+                             f"{list(SCHEMES)}: this eaves is older or newer than the model)")
+        if settings.start_mark and settings.scheme == SCHEMES[0]:
+            raise ValueError(f"featuriser scheme {SCHEMES[0]!r} has no start_mark")
         s = settings
         if s.buckets < 1 or s.word_ngrams < 1 or not 1 <= s.char_min <= s.char_max:
             raise ValueError(f"featuriser settings out of range: {settings}")
@@ -88,6 +96,8 @@ def featurise(text: str, settings: FeaturiserSettings) -> tuple[list[int], list[
         ids.extend(known if known is not None else _word_ids(word, settings, cache))
     buckets = settings.buckets
     crc32 = zlib.crc32
+    if settings.start_mark:
+        words = [START, *words]  # after the unigrams: the marker is no word of its own
     if settings.word_ngrams >= 2:
         for first, second in pairwise(words):  # bigrams, the common case, without slicing and joining
             ids.append(crc32(("w" + first + " " + second).encode()) % buckets)

@@ -10,9 +10,16 @@
     [domains.abuse]                # every intent of a domain
     action = "block"
 
-    [intents.greeting]             # one intent; wins over its domain
+    [intents.greeting]             # one intent; wins over its decision and its domain
     action = "edge"
     answer = "Hello! How can I help?"
+
+    [decisions.personal]           # what the model's decision head says a prompt asks of the cache;
+    action = "origin"              # wins over the intent's domain
+
+    [decisions.shared]
+    action = "cache"
+    ttl_s = 86400
 
     [intents.weather]              # per-route origin budget and error window
     action = "cache"
@@ -22,8 +29,9 @@
 
 Actions: ``block`` (refuse), ``edge`` (answer with ``answer``), ``cache`` (``ttl_s`` seconds fresh,
 ``stale_s`` more served stale), ``origin`` (always forward, never cache), ``async`` (hand to the origin
-in the background). ``min_confidence`` on a rule makes it apply only when the model is that sure;
-below it the ``[default]`` rule applies.
+in the background). ``min_confidence`` on a rule makes it apply only when the model is that sure (for a
+decision rule, sure of the decision); below it the next rule in line applies: intent, decision, domain,
+``[default]``.
 
 Optional keys per rule:
 
@@ -48,13 +56,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.intent.routing import ACTIONS, SCOPES, Action, Intent, Route, Scope
+from shared.intent.routing import ACTIONS, DECISIONS, SCOPES, Action, Intent, Route, Scope
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
                         "timeout_s", "scope"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
-_TOP_KEYS = frozenset({"version", "default", "domains", "intents"})
+_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions"})
 
 
 class PolicyError(ValueError):
@@ -138,6 +146,11 @@ class TomlPolicy:
             raise PolicyError(f"{source} [default]: min_confidence has no meaning on the default rule")
         self.domains = self._section(data, "domains", "domain")
         self.intents = self._section(data, "intents", "intent")
+        self.decisions = self._section(data, "decisions", "decision")
+        unknown_decisions = sorted(set(self.decisions) - set(DECISIONS))
+        if unknown_decisions:
+            raise PolicyError(f"{source}: unknown decision(s) {unknown_decisions}; the model decides one of "
+                              f"{list(DECISIONS)}")
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         name = data.get("version", "policy")
         if not isinstance(name, str):
@@ -152,8 +165,13 @@ class TomlPolicy:
                 for name, raw in table.items()}
 
     def route(self, intent: Intent) -> Route:
-        for rule in (self.intents.get(intent.label), self.domains.get(intent.domain)):
-            if rule is not None and intent.confidence >= rule.min_confidence:
+        # An intent rule is the most specific (a canned answer for one intent); then what the prompt asks
+        # of the cache (the decision head); then the intent's domain; then the default.
+        candidates = ((self.intents.get(intent.label), intent.confidence),
+                      (self.decisions.get(intent.decision), intent.decision_confidence),
+                      (self.domains.get(intent.domain), intent.confidence))
+        for rule, confidence in candidates:
+            if rule is not None and confidence >= rule.min_confidence:
                 return rule.route
         return self.default.route
 

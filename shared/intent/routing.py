@@ -14,6 +14,9 @@ ACTIONS: tuple[Action, ...] = ("block", "edge", "cache", "origin", "async")
 # Who may be served a stored answer: everyone in the tenant, only the end user who asked, or nobody.
 Scope = Literal["shared", "user", "none"]
 SCOPES: tuple[Scope, ...] = ("shared", "user", "none")
+# The decision head's labels: answers anyone may share, answers about the asker's own account, data or
+# devices (and commands on them), answers about now, chat, and attacks.
+DECISIONS = ("shared", "personal", "time_sensitive", "small_talk", "abuse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,10 @@ class Intent:
     label: str  # e.g. "greeting", "oos" for out-of-scope
     domain: str  # e.g. "small_talk", "oos", "abuse"
     confidence: float
+    # What the prompt asks of the cache, from the model's decision head ("" for a model without one):
+    # one of DECISIONS. Scope and freshness follow from it, whatever the intent (most traffic is "oos").
+    decision: str = ""
+    decision_confidence: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from shared.intent.dataset import OOS, Example
+from shared.intent.classifier import pick_decision
+from shared.intent.dataset import NO_LABEL, OOS, Example
 from shared.intent.featurise import FeaturiserSettings, featurise
+from shared.intent.routing import DECISIONS
 
 Array = Any  # numpy arrays; Any keeps mypy from demanding numpy's generic parameters
 
@@ -49,6 +53,7 @@ class TrainSettings:
     smoothing: float = 0.0  # label smoothing: softer confidences make the out-of-scope threshold sharper
     average_from: float = 0.5  # average the weights of every epoch from this share of training on (SWA)
     oos_recall: float = 0.5  # the threshold is the lowest that reaches this out-of-scope recall on validation
+    decision_weight: float = 1.0  # the decision head's share of the loss, beside the intent head's
     featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
 
 
@@ -62,6 +67,10 @@ class Trained:
     settings: TrainSettings
     threshold: float = 0.0
     report: dict[str, Any] = field(default_factory=dict)
+    decisions: list[str] = field(default_factory=list)  # empty: no decision head
+    d_weight: Array = None  # float32 [K, D]
+    d_bias: Array = None  # float32 [K]
+    floors: dict[str, float] = field(default_factory=dict)  # see shared.intent.classifier.decide
 
 
 class _Bags:
@@ -110,22 +119,47 @@ def label_domains(labels: Sequence[str], examples: Sequence[Example],
     return out
 
 
+def _softmax_grad(logits: Array, targets: Array, mask: Array, smoothing: float, scale: float) -> Array:
+    """Softmax cross-entropy gradient wrt the logits; rows with mask 0 contribute nothing."""
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    c = logits.shape[1]
+    grad = probs - smoothing / c if smoothing else probs
+    grad[np.arange(len(targets)), targets] -= 1.0 - smoothing
+    grad *= (mask * scale / len(targets))[:, None]
+    return grad
+
+
+def decision_labels(examples: Sequence[Example]) -> list[str]:
+    present = {ex.decision for ex in examples if ex.decision}
+    return [name for name in DECISIONS if name in present]
+
+
 def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict[str, str] | None = None,
           log: Callable[[str], None] = print) -> Trained:
-    labels = sorted({ex.label for ex in examples})
+    """Fit the intent head on rows with a label and the decision head on rows with a decision, together:
+    both read the same pooled embedding, so the decision head learns from CLINC150's 15,000 rows too."""
+    labels = sorted({ex.label for ex in examples if ex.label != NO_LABEL})
     if len(labels) < 2:
         raise ValueError(f"training needs at least two labels, got {labels}")
+    decisions = decision_labels(examples)
     index = {label: i for i, label in enumerate(labels)}
+    d_index = {name: i for i, name in enumerate(decisions)}
     rng = np.random.default_rng(settings.seed)
     fs = settings.featuriser
     bags = _Bags([ex.text for ex in examples], fs)
-    y = np.asarray([index[ex.label] for ex in examples], dtype=np.int64)
+    y = np.asarray([index.get(ex.label, 0) for ex in examples], dtype=np.int64)
+    y_mask = np.asarray([ex.label != NO_LABEL for ex in examples], dtype=np.float32)
+    yd = np.asarray([d_index.get(ex.decision or "", 0) for ex in examples], dtype=np.int64)
+    yd_mask = np.asarray([bool(ex.decision) for ex in examples], dtype=np.float32)
     v, d, c = fs.buckets, settings.dim, len(labels)
     emb = (rng.standard_normal((v, d)) * 0.1).astype(np.float32)
     weight = (rng.standard_normal((c, d)) / np.sqrt(d)).astype(np.float32)
     bias = np.zeros(c, dtype=np.float32)
+    d_weight = (rng.standard_normal((max(len(decisions), 1), d)) / np.sqrt(d)).astype(np.float32)
+    d_bias = np.zeros(max(len(decisions), 1), dtype=np.float32)
     m_e, v_e = np.zeros_like(emb), np.zeros_like(emb)
-    dense = [weight, bias]
+    dense = [weight, bias, d_weight, d_bias]
     m_d = [np.zeros_like(p) for p in dense]
     v_d = [np.zeros_like(p) for p in dense]
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -133,7 +167,7 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     n = len(examples)
     # Averaging the weights of the later epochs smooths out where the last few batches happened to land.
     first_averaged = min(settings.epochs - 1, int(settings.epochs * settings.average_from))
-    sums = [np.zeros_like(p) for p in (emb, weight, bias)]
+    sums = [np.zeros_like(p) for p in (emb, *dense)]
     averaged = 0
     started = time.perf_counter()
     for epoch in range(settings.epochs):
@@ -149,14 +183,11 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
                 # dropped, which regularises more than renormalising over the kept n-grams did.
                 keep = (rng.random(len(ids)) >= settings.dropout).astype(np.float32) / (1 - settings.dropout)
             pooled, weights = _pool(emb, ids, owner, len(rows), keep)
-            logits = pooled @ weight.T + bias
-            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            grad = probs - settings.smoothing / c if settings.smoothing else probs
-            grad[np.arange(len(rows)), y[rows]] -= 1.0 - settings.smoothing
-            grad /= len(rows)
-            grads = [grad.T @ pooled, grad.sum(axis=0)]
-            g_pooled = grad @ weight
+            grad = _softmax_grad(pooled @ weight.T + bias, y[rows], y_mask[rows], settings.smoothing, 1.0)
+            d_grad = _softmax_grad(pooled @ d_weight.T + d_bias, yd[rows], yd_mask[rows], 0.0,
+                                   settings.decision_weight if decisions else 0.0)
+            grads = [grad.T @ pooled, grad.sum(axis=0), d_grad.T @ pooled, d_grad.sum(axis=0)]
+            g_pooled = grad @ weight + d_grad @ d_weight
             correction1, correction2 = 1 - b1 ** step, 1 - b2 ** step
             for p, g, m, s in zip(dense, grads, m_d, v_d, strict=True):
                 m *= b1
@@ -172,14 +203,17 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             v_e[touched] = b2 * v_e[touched] + (1 - b2) * g_rows * g_rows
             emb[touched] -= lr * (m_e[touched] / correction1) / (np.sqrt(v_e[touched] / correction2) + eps)
         if epoch >= first_averaged:
-            for total, p in zip(sums, (emb, weight, bias), strict=True):
+            for total, p in zip(sums, (emb, *dense), strict=True):
                 total += p
             averaged += 1
         log(f"epoch {epoch + 1}/{settings.epochs} done in {time.perf_counter() - started:.0f} s")
     averages: list[Array] = [(total / averaged).astype(np.float32) for total in sums]
-    emb, weight, bias = averages
+    emb, weight, bias, d_weight, d_bias = averages
     domains = label_domains(labels, examples, domain_map or {})
-    return Trained(labels, domains, emb, weight, bias, settings)
+    trained = Trained(labels, domains, emb, weight, bias, settings)
+    if decisions:
+        trained.decisions, trained.d_weight, trained.d_bias = decisions, d_weight, d_bias
+    return trained
 
 
 def quantise(embedding: Array) -> tuple[Array, float]:
@@ -189,20 +223,87 @@ def quantise(embedding: Array) -> tuple[Array, float]:
     return q, scale
 
 
-def predict_probs(model: Trained, texts: Sequence[str]) -> Array:
-    """Probabilities as the exported model computes them (quantised embedding), in batches."""
+def _forward(model: Trained, texts: Sequence[str]) -> tuple[Array, Array]:
+    """Both heads' probabilities as the exported model computes them (quantised embedding), in batches."""
     q, scale = quantise(model.embedding)
     table = q.astype(np.float32) * np.float32(scale)
     bags = _Bags(texts, model.settings.featuriser)
-    out = []
+    out: list[Array] = []
+    d_out: list[Array] = []
+    k = len(model.decisions)
     for start in range(0, len(texts), 1024):
         rows = np.arange(start, min(len(texts), start + 1024))
         ids, owner = bags.batch(rows)
         pooled, _ = _pool(table, ids, owner, len(rows))
-        logits = pooled @ model.weight.T + model.bias
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        out.append(probs / probs.sum(axis=1, keepdims=True))
-    return np.concatenate(out) if out else np.zeros((0, len(model.labels)), dtype=np.float32)
+        for head, bias, sink in ((model.weight, model.bias, out), (model.d_weight, model.d_bias, d_out)):
+            if head is None or (sink is d_out and not k):
+                continue
+            logits = pooled @ head.T + bias
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            sink.append(probs / probs.sum(axis=1, keepdims=True))
+    intents = np.concatenate(out) if out else np.zeros((0, len(model.labels)), dtype=np.float32)
+    decisions = np.concatenate(d_out) if d_out else np.zeros((len(texts), k), dtype=np.float32)
+    return intents, decisions
+
+
+def predict_probs(model: Trained, texts: Sequence[str]) -> Array:
+    return _forward(model, texts)[0]
+
+
+def predict_decisions(model: Trained, texts: Sequence[str], floors: Sequence[tuple[str, float]] | None = None
+                      ) -> list[str]:
+    """Each text's decision as the classifier makes it (floors first, then the most likely)."""
+    probs = _forward(model, texts)[1]
+    use = list(model.floors.items()) if floors is None else list(floors)
+    return [model.decisions[pick_decision(model.decisions, row.tolist(), use)[0]] for row in probs]
+
+
+# What a wrong decision costs: a personal prompt decided anything the policy stores for the whole tenant
+# (shared, small talk, or time-sensitive: a minute of sharing is still sharing) is served to the wrong
+# person; a time-sensitive one decided shared or small talk is served stale. A shareable prompt decided
+# personal or time-sensitive only costs a trip to the origin.
+LEAKS = {"personal": ("shared", "small_talk", "time_sensitive"), "time_sensitive": ("shared", "small_talk")}
+FLOOR_GRID = tuple(step / 100 for step in range(5, 65, 5))
+
+
+def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
+                abuse_floor: float = 0.5) -> dict[str, float]:
+    """The personal and time-sensitive floors that keep each leak (``LEAKS``) within ``max_leak`` on
+    ``dev`` while deciding the most shareable rows "shared". Rows written as website prompts (no intent
+    label) and rows with an intent label (CLINC150) are held to the bound separately, so the 900 CLINC150
+    personal rows cannot hide leaks among the few dozen website ones; the shareable share is counted on
+    the website rows when there are any (they are what a site sees). The abuse floor is given: a block is
+    an outage for an innocent user, so it is set on the abuse figures, not traded here. When no pair
+    keeps the bound, the pair with the smallest leak, then the most shareable."""
+    rows = [ex for ex in dev if ex.decision in model.decisions]
+    if not rows or not {"personal", "time_sensitive"} <= set(model.decisions):
+        return {}
+    probs = _forward(model, [ex.text for ex in rows])[1].tolist()
+    gold = [str(ex.decision) for ex in rows]
+    group = ["website" if ex.label == NO_LABEL else "labelled" for ex in rows]
+    target = "website" if "website" in group else "labelled"
+    best: tuple[bool, float, float, float, float, float] | None = None
+    for p_floor in FLOOR_GRID:
+        for t_floor in FLOOR_GRID:
+            floors = [("abuse", abuse_floor), ("personal", p_floor), ("time_sensitive", t_floor)]
+            got = [model.decisions[pick_decision(model.decisions, row, floors)[0]] for row in probs]
+            worst = 0.0
+            for name in set(group):
+                for label, bad in LEAKS.items():
+                    mine = [g for g, want, grp in zip(got, gold, group, strict=True) if want == label and grp == name]
+                    if mine:
+                        worst = max(worst, sum(g in bad for g in mine) / len(mine))
+            shared = [g for g, want, grp in zip(got, gold, group, strict=True) if want == "shared" and grp == target]
+            recall = sum(g in ("shared", "small_talk") for g in shared) / len(shared) if shared else 0.0
+            # Within the bound, the most shareable decided shared; when no pair keeps it, the smallest
+            # leak, then the most shareable. Ties go to the higher floors (fewer prompts moved off the
+            # most likely decision).
+            feasible = worst <= max_leak
+            key = (feasible, 0.0 if feasible else -worst, recall, p_floor + t_floor, p_floor, t_floor)
+            if best is None or key > best:
+                best = key
+    assert best is not None
+    return {"abuse": abuse_floor, "personal": best[4], "time_sensitive": best[5]}
 
 
 def decide(labels: Sequence[str], probs: Array, threshold: float) -> list[str]:
@@ -213,7 +314,7 @@ def decide(labels: Sequence[str], probs: Array, threshold: float) -> list[str]:
 
 def tune_threshold(model: Trained, val: Sequence[Example]) -> float:
     """The lowest threshold giving the wanted out-of-scope recall on ``val`` (0 without oos rows)."""
-    oos_rows = [ex for ex in val if ex.label == OOS]
+    oos_rows = [ex for ex in val if ex.label == OOS and ex.decision != "abuse"]
     if not oos_rows:
         return 0.0
     probs = predict_probs(model, [ex.text for ex in oos_rows])
@@ -248,10 +349,21 @@ def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | No
         helper.make_node("Gemm", ["pooled", "weight", "bias"], ["logits"], transB=1, name="dense"),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax"),
     ]
+    outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, c])]
+    if model.decisions:
+        # The decision head reads the same pooled embedding: one more small Gemm, no second lookup.
+        inits += [numpy_helper.from_array(model.d_weight.astype(np.float32), "decision_weight"),
+                  numpy_helper.from_array(model.d_bias.astype(np.float32), "decision_bias")]
+        nodes += [helper.make_node("Gemm", ["pooled", "decision_weight", "decision_bias"], ["decision_logits"],
+                                   transB=1, name="decision_dense"),
+                  helper.make_node("Softmax", ["decision_logits"], ["decision_probs"], axis=1,
+                                   name="decision_softmax")]
+        outputs.append(helper.make_tensor_value_info("decision_probs", TensorProto.FLOAT,
+                                                     [1, len(model.decisions)]))
     graph = helper.make_graph(
         nodes, "eaves_intent",
         [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, c])],
+        outputs,
         initializer=inits,
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -269,7 +381,7 @@ def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | No
 def metadata(model: Trained) -> dict[str, str]:
     settings = asdict(model.settings)
     settings.pop("featuriser")
-    return {
+    meta = {
         META_PREFIX + "kind": "intent-classifier",
         META_PREFIX + "labels": json.dumps(model.labels),
         META_PREFIX + "domains": json.dumps(model.domains),
@@ -279,12 +391,17 @@ def metadata(model: Trained) -> dict[str, str]:
         META_PREFIX + "train_settings": json.dumps(settings, sort_keys=True),
         META_PREFIX + "report": json.dumps(model.report, sort_keys=True),
     }
+    if model.decisions:
+        meta[META_PREFIX + "decisions"] = json.dumps(model.decisions)
+        # A list, not an object: the floors are tried in this order (see classifier.pick_decision).
+        meta[META_PREFIX + "decision_floors"] = json.dumps([[k, v] for k, v in model.floors.items()])
+    return meta
 
 
 def data_digest(examples: Sequence[Example]) -> str:
     digest = hashlib.sha256()
     for ex in examples:
-        digest.update(json.dumps([ex.text, ex.label, ex.domain]).encode())
+        digest.update(json.dumps([ex.text, ex.label, ex.domain, ex.decision]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -307,48 +424,122 @@ def split_validation(examples: Sequence[Example], fraction: float, seed: int) ->
 
 
 def report_scores(model: Trained, val: Sequence[Example]) -> dict[str, Any]:
-    from shared.intent.evaluate import scores
+    from shared.intent.evaluate import decision_scores, scores
 
-    probs = predict_probs(model, [ex.text for ex in val])
-    gold = [ex.label for ex in val]
-    result = scores(gold, decide(model.labels, probs, model.threshold))
-    plain = scores(gold, decide(model.labels, probs, 0.0))
-    result["in_scope_accuracy_no_threshold"] = plain["in_scope_accuracy"]
+    result: dict[str, Any] = {}
+    labelled = [ex for ex in val if ex.label != NO_LABEL]
+    if labelled:
+        probs = predict_probs(model, [ex.text for ex in labelled])
+        gold = [ex.label for ex in labelled]
+        result = scores(gold, decide(model.labels, probs, model.threshold))
+        plain = scores(gold, decide(model.labels, probs, 0.0))
+        result["in_scope_accuracy_no_threshold"] = plain["in_scope_accuracy"]
+    decided = [ex for ex in val if ex.decision in model.decisions]
+    if decided:
+        got = predict_decisions(model, [ex.text for ex in decided])
+        result["decisions"] = decision_scores([str(ex.decision) for ex in decided], got)
     return result
 
 
+_OPENERS = ("hi, ", "hello ", "hey - ", "quick question: ", "sorry to bother you, ", "Hi team! ", "excuse me, ",
+            "Good morning. ", "um ", "ok so ")
+_CLOSERS = (" thanks", " thank you!", " please", " pls", " ?", "??", " :)", " thx in advance", ". Cheers.", "!")
+
+
+def augment(text: str, seed: int) -> str:
+    """A variant of a written prompt as visitors type it: a greeting or a thank-you around it, a typo, no
+    capitals or no punctuation. None of these changes what the prompt asks (no word is dropped: dropping
+    "my" or "how" could), so the label stays true; repeated rows become different rows, and the model
+    learns that politeness and typing slips say nothing about the decision. Seeded by the text, so the
+    training set, and the model, are reproducible."""
+    rng = random.Random(zlib.crc32(f"{seed}:{text}".encode()))
+    out = text
+    for change in rng.sample(range(5), rng.randint(1, 2)):
+        if change == 0:
+            out = rng.choice(_OPENERS) + (out[0].lower() + out[1:] if out else out)
+        elif change == 1:
+            out = out.rstrip(" ?.!") + rng.choice(_CLOSERS)
+        elif change == 2:
+            words = out.split(" ")
+            long_ones = [i for i, w in enumerate(words) if len(w) > 4 and w.isalpha()]
+            if long_ones:
+                i = rng.choice(long_ones)
+                w = words[i]
+                j = rng.randrange(1, len(w) - 2)
+                words[i] = (w[:j] + w[j + 1] + w[j] + w[j + 2:]) if rng.random() < 0.5 else w[:j] + w[j + 1:]
+                out = " ".join(words)
+        elif change == 3:
+            out = out.lower()
+        else:
+            out = out.rstrip(" ?.!")
+    return out
+
+
 def train_command(args: Any) -> int:
-    """``eaves intent train``: load, split, train, tune the threshold, print figures, export."""
+    """``eaves intent train``: load, split, train, tune the threshold and floors, print figures, export."""
     from shared.intent.dataset import load_domains, load_examples
 
-    examples = [ex for spec in args.data for ex in load_examples(spec)]
-    if args.abuse_corpus:
+    examples = [ex for spec in args.data or [] for ex in load_examples(spec)]
+    val = [ex for spec in args.val or [] for ex in load_examples(spec)]
+    domain_map = load_domains(args.domains) if args.domains else {}
+    if args.corpus:
+        # The shipped data (shared/intent/corpus.py): its train part to fit, its dev part to choose.
+        from shared.intent.corpus import CLINC_DOMAINS, load_corpus
+
+        corpus = load_corpus(abuse=not args.no_abuse)
+        train_part = corpus.parts["train"]
+        if args.slice:
+            train_part = train_part[::args.slice]
+        if args.clinc_decisions < 1:
+            # CLINC150's intents are topics ("change_speed", "book_flight"), so its mapped decisions, 9 in
+            # 10 of its rows, teach topic words ("speed", "air") rather than what a prompt asks. Only this
+            # share of its rows (by a stable hash) trains the decision head; all train the intent head.
+            clinc = {id(ex) for ex in corpus.sources["clinc"]["train"]}
+            keep = round(args.clinc_decisions * 100)
+            train_part = [Example(ex.text, ex.label, ex.domain, None)
+                          if id(ex) in clinc and zlib.crc32(ex.text.encode()) % 100 >= keep else ex
+                          for ex in train_part]
+        website = [ex for ex in train_part if ex.label == NO_LABEL]
+        # Website prompts are few beside CLINC150's 13,500 rows, and they are what a site sees: repeated.
+        if args.augment:
+            examples += train_part + [Example(augment(ex.text, args.seed + r), ex.label, ex.domain, ex.decision)
+                                      for r in range(1, args.website_repeat) for ex in website]
+        else:
+            examples += train_part + website * max(0, args.website_repeat - 1)
+        val += corpus.parts["dev"][::args.slice] if args.slice else corpus.parts["dev"]
+        domain_map = {**load_domains(CLINC_DOMAINS), **domain_map}
+    elif args.abuse_corpus:
         from shared.intent.abuse import load_bastioncorpus, load_benign, load_seed
 
         examples += load_bastioncorpus().train + load_seed() + load_benign()
-    if args.val:
-        val = [ex for spec in args.val for ex in load_examples(spec)]
+    if not examples:
+        print("eaves intent train: no training data (give --data or --corpus)", file=sys.stderr)
+        return 2
+    if val:
         train_rows = examples
     else:
         train_rows, val = split_validation(examples, args.val_fraction, args.seed)
-    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max)
+    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max,
+                                    word_ngrams=args.word_ngrams, start_mark=args.start_mark)
     settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
                              seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
-                             smoothing=args.smoothing,
+                             smoothing=args.smoothing, decision_weight=args.decision_weight,
                              featuriser=featuriser)
-    domain_map = load_domains(args.domains) if args.domains else {}
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
-    print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows})} labels), "
+    print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows} - {NO_LABEL})} labels), "
           f"validating on {len(val)}", flush=True)
+    started = time.perf_counter()
     model = train(train_rows, settings, domain_map, log=log)
-    unknown = sorted({ex.label for ex in val} - set(model.labels))
+    unknown = sorted({ex.label for ex in val} - set(model.labels) - {NO_LABEL})
     if unknown:
         print(f"warning: validation labels not in training: {unknown[:10]}", file=sys.stderr)
     model.threshold = args.threshold if args.threshold is not None else tune_threshold(model, val)
+    model.floors = tune_floors(model, val, max_leak=args.max_leak, abuse_floor=args.abuse_floor)
     model.report = {"val": report_scores(model, val) if val else {},
                     "train_examples": len(train_rows), "val_examples": len(val),
                     "data_digest": data_digest(train_rows)}
     data = export(model, args.out)
     figures = model.report["val"]
-    print(json.dumps({"out": str(args.out), "bytes": len(data), "threshold": model.threshold, **figures}))
+    print(json.dumps({"out": str(args.out), "bytes": len(data), "threshold": model.threshold,
+                      "floors": model.floors, "seconds": round(time.perf_counter() - started, 1), **figures}))
     return 0

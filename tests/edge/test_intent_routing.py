@@ -39,21 +39,30 @@ class TestShippedModelAndPolicy:
         world = await shipped_world()
         response = await world.chat(prompt)
         assert response.status == 403 and response.header("x-edge-route") == "blocked"
-        assert response.header("x-edge-intent") == "prompt_injection"
         assert world.simulator.generations == 0
 
-    async def test_out_of_scope_goes_to_the_origin_uncached(self) -> None:
-        """Out-of-scope prompts are forwarded every time and never written to the KV."""
+    async def test_shareable_out_of_scope_is_cached(self) -> None:
+        """Out of CLINC150's intents but the same for everyone (a writing request): generated once, then
+        served from the KV (issue 16: being out of scope is no reason to skip the cache)."""
         world = await shipped_world()
         prompt = "Write a sonnet about the migration of whales"
         first = await world.chat(prompt)
         assert first.status == 200
         assert first.header("x-edge-route") == "miss" and first.header("x-edge-intent") == "oos"
+        second = await world.chat(prompt)
+        assert second.header("x-edge-route") == "hit" and body_of(second) == body_of(first)
+        assert world.simulator.generations == 1
+
+    @pytest.mark.parametrize("prompt", ["where is my parcel", "cancel my subscription please"])
+    async def test_personal_goes_to_the_origin_uncached(self, prompt: str) -> None:
+        """About the asker's own orders or plans: forwarded every time and never written to the KV."""
+        world = await shipped_world()
+        assert (await world.chat(prompt)).header("x-edge-route") == "miss"
         assert (await world.chat(prompt)).header("x-edge-route") == "miss"
         assert world.simulator.generations == 2 and await world.answer_keys() == []
 
     async def test_cacheable_question_is_a_miss_then_a_hit(self) -> None:
-        """A question the default rule caches is generated once, then served from the KV."""
+        """A recipe is shareable: generated once, then served from the KV."""
         world = await shipped_world()
         prompt = "what is a good recipe for lasagna"
         first = await world.chat(prompt)

@@ -18,7 +18,11 @@ def fake_result() -> dict[str, Any]:
     return {"model": "m.onnx", "bytes": 1_888_915, "version": "intent-x", "threshold": 0.17, "queries": 3100,
             "onnxruntime": timing, "numpy": timing, "pure": timing, "max_abs_diff_numpy": 2e-6,
             "intent_disagreements_numpy": 0, "max_abs_diff_pure": 2e-6, "intent_disagreements_pure": 0,
-            "abuse": abuse}
+            "abuse": abuse,
+            "decisions_heldout": {"website": {
+                "examples": 3, "shareable_second_user_from_edge": 0.9, "personal_crosses_users": 0.0,
+                "time_sensitive_over_300s": 0.0,
+                "decisions": {"confusion": {"personal": {"personal": 1}, "shared": {"shared": 2}}}}}}
 
 
 def test_render_names_every_target() -> None:
@@ -26,7 +30,8 @@ def test_render_names_every_target() -> None:
     text = render(fake_result())
     for needle in ("in-scope accuracy", "oos recall", "1,888,915 bytes", "onnxruntime, 1 thread",
                    "onnx_lite numpy", "onnx_lite pure Python", "parity numpy", "parity pure",
-                   "attacks, held out", "CLINC150 val, wrongly", "load-test questions, wrongly", "min_conf"):
+                   "attacks, held out", "CLINC150 val, wrongly", "load-test questions, wrongly", "min_conf",
+                   "website (3 rows", "personal served across users 0.0 %", "shared          -> shared 2"):
         assert needle in text, needle
     assert sum(line.strip().startswith(str(f)) for line in text.splitlines() for f in SWEEP) == len(SWEEP)
 

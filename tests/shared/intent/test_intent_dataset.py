@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.intent.dataset import DatasetError, Example, load_domains, load_examples
+from shared.intent.routing import DECISIONS
 
 
 class TestFormats:
@@ -72,3 +75,39 @@ def test_domains_file_inverts(tmp_path: Path) -> None:
     path = tmp_path / "domains.json"
     path.write_text('{"banking": ["balance", "transfer"], "small_talk": ["greeting"]}')
     assert load_domains(path) == {"balance": "banking", "transfer": "banking", "greeting": "small_talk"}
+
+
+class TestDecisions:
+    def test_rows_with_a_decision_need_no_label(self, tmp_path: Path) -> None:
+        """JSONL and CSV rows may carry a decision instead of (or beside) an intent label."""
+        path = tmp_path / "d.jsonl"
+        path.write_text('{"text": "where is my parcel", "decision": "personal"}\n'
+                        '{"text": "hi", "label": "greeting", "decision": "small_talk"}\n')
+        assert load_examples(path) == [Example("where is my parcel", "", None, "personal"),
+                                       Example("hi", "greeting", None, "small_talk")]
+        csv_path = tmp_path / "d.csv"
+        csv_path.write_text("text,decision\nwhat's the weather now,time_sensitive\n")
+        assert load_examples(csv_path) == [Example("what's the weather now", "", None, "time_sensitive")]
+
+    def test_gzipped_json(self, tmp_path: Path) -> None:
+        """A .json.gz file of splits reads like the .json it holds (the repository's CLINC150)."""
+        import gzip
+
+        path = tmp_path / "d.json.gz"
+        path.write_bytes(gzip.compress(json.dumps({"train": [["a", "x"]], "val": [["b", "y"]]}).encode()))
+        assert [e.text for e in load_examples(f"{path}#val")] == ["b"]
+        (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+        with pytest.raises(DatasetError, match="cannot read"):
+            load_examples(tmp_path / "bad.json.gz")
+
+    @given(text=st.text(max_size=40), decision=st.text(max_size=20))
+    def test_decision_is_one_of_the_five_or_an_error(self, tmp_path_factory: pytest.TempPathFactory, text: str,
+                                                     decision: str) -> None:
+        """Any decision string either is one of the five and loads, or fails naming the allowed ones."""
+        path = tmp_path_factory.mktemp("d") / "d.jsonl"
+        path.write_text(json.dumps({"text": text, "decision": decision}) + "\n", encoding="utf-8")
+        if decision in DECISIONS:
+            assert load_examples(path) == [Example(text, "", None, decision)]
+        else:
+            with pytest.raises(DatasetError, match="decision must be one of"):
+                load_examples(path)

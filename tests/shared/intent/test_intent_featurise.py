@@ -44,6 +44,19 @@ class TestFeaturise:
         assert three[:len(two)] == two and len(three) == len(two) + 2
         assert three[-1] == zlib_bucket("wb c d", FeaturiserSettings().buckets)
 
+    def test_start_mark_adds_n_grams_from_the_start_only(self) -> None:
+        """start_mark adds one bigram (and with trigrams one trigram) from a marker before the first word,
+        and leaves every other id as it was."""
+        plain = featurise("cancel my order", FeaturiserSettings(word_ngrams=3))[0]
+        marked = featurise("cancel my order", FeaturiserSettings(word_ngrams=3, start_mark=True))[0]
+        buckets = FeaturiserSettings().buckets
+        assert sorted(marked) == sorted([*plain, zlib_bucket("w^ cancel", buckets),
+                                         zlib_bucket("w^ cancel my", buckets)])
+        # A one-word prompt still gets its start bigram; "^" typed by a user is no token, so no clash.
+        assert zlib_bucket("w^ hi", buckets) in featurise("hi", FeaturiserSettings(start_mark=True))[0]
+        assert featurise("^ hi", FeaturiserSettings(start_mark=True)) == featurise(
+            "hi", FeaturiserSettings(start_mark=True))
+
     def test_empty_text_has_a_padding_feature(self) -> None:
         """Text without words still yields one feature, with weight zero."""
         assert featurise("  ?! ", FeaturiserSettings()) == ([0], [0.0])
@@ -71,6 +84,17 @@ class TestSettings:
         data = FeaturiserSettings().to_dict() | {"scheme": "crc32-ngrams-99"}
         with pytest.raises(ValueError, match="scheme"):
             FeaturiserSettings.from_dict(data)
+
+    def test_first_scheme_models_still_load_and_featurise_as_before(self) -> None:
+        """A model written before start_mark (scheme 1) loads, with the start marker off; scheme 1 with
+        start_mark set is refused (that writer could not have meant it)."""
+        old = {"buckets": 19000, "word_ngrams": 2, "char_min": 3, "char_max": 4, "max_chars": 1000,
+               "scheme": "crc32-ngrams-1"}
+        settings = FeaturiserSettings.from_dict(old)
+        assert not settings.start_mark
+        assert featurise("where is my order", settings)[0][-1] == zlib_bucket("wmy order", 19000)
+        with pytest.raises(ValueError, match="start_mark"):
+            FeaturiserSettings.from_dict(old | {"start_mark": True})
 
 
 def zlib_bucket(gram: str, buckets: int) -> int:

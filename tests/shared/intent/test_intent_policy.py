@@ -15,35 +15,74 @@ MINIMAL = '[default]\naction = "cache"\nttl_s = 60\n'
 
 
 class TestShippedPolicy:
-    def test_abuse_is_blocked(self) -> None:
-        """Anything in the abuse domain is blocked."""
-        route = load_policy().route(Intent("prompt_injection", "abuse", 0.99))
-        assert route.action == "block" and route.reason == "domain abuse"
+    """The shipped policy's routes, each derived from what the issue asks of a decision (issue 16)."""
 
-    def test_out_of_scope_goes_to_origin(self) -> None:
-        """Out-of-scope prompts reach the origin and are not cached."""
-        assert load_policy().route(Intent("oos", "oos", 0.2)).action == "origin"
+    def test_abuse_is_blocked_by_either_head(self) -> None:
+        """The decision head's abuse, or the intent head's abuse label from 0.5, blocks."""
+        policy = load_policy()
+        assert policy.route(Intent("oos", "oos", 0.9, "abuse", 0.6)).action == "block"
+        assert policy.route(Intent("prompt_injection", "abuse", 0.6, "shared", 0.9)).action == "block"
+        assert policy.route(Intent("prompt_injection", "abuse", 0.4, "shared", 0.9)).action == "cache"
+
+    def test_out_of_scope_is_routed_by_its_decision(self) -> None:
+        """Out of CLINC150's intents is no reason to skip the cache: a shareable one is cached shared."""
+        route = load_policy().route(Intent("oos", "oos", 0.2, "shared", 0.9))
+        assert (route.action, route.scope) == ("cache", "shared") and route.reason == "decision shared"
+
+    def test_personal_is_never_stored(self) -> None:
+        """A personal prompt goes to the origin, whatever its intent; nothing is kept for anyone."""
+        policy = load_policy()
+        for intent in (Intent("oos", "oos", 0.1, "personal", 0.3), Intent("recipe", "kitchen_and_dining", 0.9,
+                                                                          "personal", 0.9)):
+            route = policy.route(intent)
+            assert route.action == "origin" and route.scope == "none"
+
+    def test_time_sensitive_never_older_than_300_s(self) -> None:
+        """About now: kept for the asker only (a misread personal question lands here most), and no answer
+        older than 300 s is ever served, not even on origin errors."""
+        route = load_policy().route(Intent("oos", "oos", 0.5, "time_sensitive", 0.5))
+        assert route.action == "cache" and route.scope == "user"
+        assert route.ttl_s is not None and route.ttl_s + route.stale_s + (route.stale_if_error_s or 0) <= 300
+        assert route.stale_if_error_s == 0
 
     def test_greeting_answered_at_edge_when_confident(self) -> None:
-        """A confident greeting gets the canned answer; an unsure one falls to the domain's rule."""
+        """A confident greeting gets the canned answer; an unsure one falls to its decision's rule."""
         policy = load_policy()
-        sure = policy.route(Intent("greeting", "small_talk", 0.9))
+        sure = policy.route(Intent("greeting", "small_talk", 0.9, "small_talk", 0.9))
         assert sure.action == "edge" and sure.answer and sure.reason == "intent greeting"
-        unsure = policy.route(Intent("greeting", "small_talk", 0.3))
-        assert unsure.action == "cache" and unsure.reason == "domain small_talk"
+        unsure = policy.route(Intent("greeting", "small_talk", 0.3, "small_talk", 0.9))
+        assert unsure.action == "cache" and unsure.reason == "decision small_talk"
 
-    def test_default_caches_with_ttl(self) -> None:
-        """An intent no rule names is cached with the default TTL."""
+    def test_conversation_replies_are_personal(self) -> None:
+        """'yes', 'no', 'cancel' mean something only in the asker's conversation: origin."""
+        for label in ("yes", "no", "maybe", "repeat", "cancel"):
+            assert load_policy().route(Intent(label, "meta", 0.9, "shared", 0.9)).action == "origin"
+
+    def test_model_without_decisions_gets_the_default(self) -> None:
+        """An Intent without a decision (an older model) falls through to the default rule."""
         route = load_policy().route(Intent("recipe", "kitchen_and_dining", 0.8))
         assert route.action == "cache" and route.ttl_s == 3600 and route.stale_s == 600
 
-    def test_personal_domains_are_not_cached(self) -> None:
-        """Banking answers are personal: they go to the origin."""
-        assert load_policy().route(Intent("balance", "banking", 0.9)).action == "origin"
 
-    def test_async_rule(self) -> None:
-        """Bookings are handed to the origin in the background."""
-        assert load_policy().route(Intent("book_flight", "travel", 0.9)).action == "async"
+class TestDecisionRules:
+    def test_precedence_intent_then_decision_then_domain(self) -> None:
+        """An intent rule beats a decision rule, which beats a domain rule."""
+        policy = TomlPolicy(MINIMAL + '[intents.a]\naction = "origin"\n[decisions.shared]\naction = "block"\n'
+                            '[domains.d]\naction = "async"\n')
+        assert policy.route(Intent("a", "d", 0.9, "shared", 0.9)).reason == "intent a"
+        assert policy.route(Intent("b", "d", 0.9, "shared", 0.9)).reason == "decision shared"
+        assert policy.route(Intent("b", "d", 0.9, "personal", 0.9)).reason == "domain d"
+
+    def test_decision_min_confidence_reads_the_decision(self) -> None:
+        """A decision rule's min_confidence compares the decision's confidence, not the intent's."""
+        policy = TomlPolicy(MINIMAL + '[decisions.shared]\naction = "origin"\nmin_confidence = 0.7\n')
+        assert policy.route(Intent("x", "d", 0.1, "shared", 0.8)).action == "origin"
+        assert policy.route(Intent("x", "d", 0.99, "shared", 0.6)).action == "cache"
+
+    def test_unknown_decision_is_an_error(self) -> None:
+        """A decision the model cannot make is a mistake in the file, named with the fix."""
+        with pytest.raises(PolicyError, match="unknown decision"):
+            TomlPolicy(MINIMAL + '[decisions.private]\naction = "origin"\n')
 
 
 class TestVersion:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("numpy")
 pytest.importorskip("onnx")
@@ -99,11 +101,104 @@ class TestTrainCommand:
 
 
 def test_runtimes_agree_on_trained_model(model_path: Path) -> None:
-    """onnxruntime, numpy and pure Python give the same probabilities (1e-5) on the exported file."""
+    """onnxruntime, numpy, pure Python and the pooled path give the same probabilities (1e-5)."""
     pytest.importorskip("onnxruntime")
     data = model_path.read_bytes()
-    runtimes = [OnnxIntentClassifier(data, runtime=name) for name in ("onnxruntime", "numpy", "pure")]
+    runtimes = [OnnxIntentClassifier(data, runtime=name) for name in ("onnxruntime", "numpy", "pure", "pooled")]
+    assert runtimes[-1].runtime.name == "pooled"
     for text in ["hello", "my balance please", "", "what is a quark", "will it snow tomorrow"]:
-        probs = [c.runtime.probs(c.features(text)) for c in runtimes]
+        probs = [c.runtime.heads(c.features(text))[0] for c in runtimes]
         for other in probs[1:]:
             assert max(abs(a - b) for a, b in zip(probs[0], other, strict=True)) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def corpus_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The shipped pipeline (`eaves intent train --corpus`, as scripts/train-intent runs it) on a slice."""
+    out = tmp_path_factory.mktemp("corpus") / "slice.onnx"
+    code = main(["intent", "train", "--corpus", "--no-abuse", "--slice", "8", "--epochs", "4", "--dim", "16",
+                 "--buckets", "4096", "--word-ngrams", "3", "--start-mark", "--quiet", "--out", str(out)])
+    assert code == 0
+    return out, dict(parse_model(out.read_bytes()).metadata)
+
+
+class TestCorpusPipeline:
+    def test_two_heads_and_their_metadata(self, corpus_model: tuple[Path, dict[str, Any]]) -> None:
+        """The model has the intent head and the decision head, with the decision floors tuned on dev."""
+        path, meta = corpus_model
+        assert json.loads(meta["eaves.decisions"]) == ["shared", "personal", "time_sensitive", "small_talk"]
+        floors = dict(json.loads(meta["eaves.decision_floors"]))
+        assert set(floors) == {"abuse", "personal", "time_sensitive"} and floors["abuse"] == 0.5
+        assert "decisions" in json.loads(meta["eaves.report"])["val"]
+        featuriser = json.loads(meta["eaves.featuriser"])
+        assert featuriser["start_mark"] is True and featuriser["word_ngrams"] == 3
+        names = [info.name for info in parse_model(path.read_bytes()).graph.outputs]  # type: ignore[union-attr]
+        assert names == ["probs", "decision_probs"]
+
+    def test_classifies_with_a_decision(self, corpus_model: tuple[Path, dict[str, Any]]) -> None:
+        """Every classification carries one of the model's decisions, whatever the runtime."""
+        path, _ = corpus_model
+        for runtime in ("pooled", "pure"):
+            intent = load_classifier(path, runtime=runtime).classify("what is my account balance")
+            assert intent.decision in {"shared", "personal", "time_sensitive", "small_talk"}
+            assert 0.0 < intent.decision_confidence <= 1.0
+
+    def test_heads_agree_across_runtimes(self, corpus_model: tuple[Path, dict[str, Any]]) -> None:
+        """Both heads agree within 1e-5 between onnxruntime, the interpreter and the pooled path."""
+        pytest.importorskip("onnxruntime")
+        data = corpus_model[0].read_bytes()
+        runtimes = [OnnxIntentClassifier(data, runtime=name) for name in ("onnxruntime", "pure", "pooled")]
+        for text in ["hi", "where is my parcel", "how do i bake bread", "price of gold today"]:
+            outputs = [c.runtime.heads(c.features(text)) for c in runtimes]
+            for other in outputs[1:]:
+                for a_head, b_head in zip(outputs[0], other, strict=True):
+                    assert max(abs(a - b) for a, b in zip(a_head, b_head, strict=True)) < 1e-5
+
+
+def test_eval_json_reports_routing(corpus_model: tuple[Path, dict[str, Any]], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`eaves intent eval --json` on rows with decisions gives the keys shared/intent/README.md names."""
+    data = tmp_path / "labelled.jsonl"
+    rows = [{"text": "where is my parcel", "decision": "personal"},
+            {"text": "how do i make pancakes", "decision": "shared"},
+            {"text": "what's the weather right now", "decision": "time_sensitive"},
+            {"text": "what is a good recipe for lasagna", "label": "recipe"}]
+    data.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    capsys.readouterr()
+    assert main(["intent", "eval", "--model", str(corpus_model[0]), "--data", str(data), "--json"]) == 0
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    routing = result["routing"]
+    assert routing["examples"] == 3
+    assert {"shareable_second_user_from_edge", "personal_crosses_users", "time_sensitive_over_300s",
+            "labels", "decisions"} <= set(routing)
+    assert set(routing["labels"]) == {"personal", "shared", "time_sensitive"}
+    entry = routing["labels"]["personal"]
+    assert {"n", "routes", "decided", "second_user_from_edge", "crosses_users"} <= set(entry)
+    assert abs(sum(entry["routes"].values()) - 1.0) < 1e-9
+    assert result["in_scope_accuracy"] is not None  # the one intent-labelled row is scored too
+
+
+class TestAugment:
+    @given(st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), min_size=1, max_size=80),
+           st.integers(0, 1000))
+    def test_seeded_and_keeps_every_word_but_a_typo(self, text: str, seed: int) -> None:
+        """A variant is a pure function of (text, seed); it drops no word: all but at most one of the
+        original words are still there, in order (the one may carry a typo), so the label stays true."""
+        from shared.intent.featurise import tokens
+        from shared.intent.train import augment
+
+        out = augment(text, seed)
+        assert out == augment(text, seed)
+        before, after = tokens(text), tokens(out)
+        missing = [word for word in before if word not in after]
+        assert len(missing) <= 1
+        kept = iter(after)
+        assert all(word in kept for word in before if word not in missing)
+
+    def test_variants_differ_from_the_prompt_and_each_other(self) -> None:
+        """Repeats become different rows (what --augment is for), seeded by repeat number."""
+        from shared.intent.train import augment
+
+        text = "Where can I download the invoices for my account?"
+        variants = {augment(text, seed) for seed in range(1, 8)}
+        assert text not in variants and len(variants) >= 5

@@ -29,11 +29,13 @@ def model_bytes() -> bytes:
 def _check(classifier: OnnxIntentClassifier, fixture: dict[str, Any]) -> None:
     worst = 0.0
     for query in fixture["queries"]:
-        probs = classifier.runtime.probs(classifier.features(query["text"]))
-        expected = query["probs"]
-        worst = max(worst, max(abs(a - b) for a, b in zip(probs, expected, strict=True)))
-        assert max(range(len(probs)), key=probs.__getitem__) == max(range(len(expected)),
-                                                                    key=expected.__getitem__), query["text"]
+        heads = classifier.runtime.heads(classifier.features(query["text"]))
+        expected_heads = [query["probs"], query["decision_probs"]]
+        assert len(heads) == len(expected_heads)
+        for probs, expected in zip(heads, expected_heads, strict=True):
+            worst = max(worst, max(abs(a - b) for a, b in zip(probs, expected, strict=True)))
+            assert max(range(len(probs)), key=probs.__getitem__) == max(range(len(expected)),
+                                                                        key=expected.__getitem__), query["text"]
     assert worst <= TOLERANCE
 
 
@@ -46,6 +48,13 @@ def test_fixture_matches_the_shipped_model(fixture: dict[str, Any], model_bytes:
 def test_pure_interpreter_matches_onnxruntime(fixture: dict[str, Any], model_bytes: bytes) -> None:
     """Pure Python reproduces onnxruntime's probabilities within 1e-5 and its predicted intent."""
     _check(OnnxIntentClassifier(model_bytes, runtime="pure"), fixture)
+
+
+def test_pooled_path_matches_onnxruntime(fixture: dict[str, Any], model_bytes: bytes) -> None:
+    """The Workers path (shared/intent/pooled.py) reproduces both heads within 1e-5 and their argmax."""
+    classifier = OnnxIntentClassifier(model_bytes, runtime="pooled")
+    assert classifier.runtime.name == "pooled"
+    _check(classifier, fixture)
 
 
 def test_numpy_interpreter_matches_onnxruntime(fixture: dict[str, Any], model_bytes: bytes) -> None:

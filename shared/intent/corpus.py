@@ -1,0 +1,135 @@
+"""The shipped model's training data, all in the repository, cut into train, dev and held-out parts.
+
+Sources (licences in ``data/ATTRIBUTION.md``):
+
+- CLINC150 (``data/clinc150/train_val.json.gz``): 150 intents; each intent's decision comes from the
+  reviewed table ``data/clinc150_decisions.csv``. Its out-of-scope rows carry no decision: "out of
+  CLINC's intents" says nothing about whether an answer may be shared.
+- ``data/website_prompts.jsonl`` and ``data/website_prompts_2.jsonl``: questions written for eaves the way a
+  website's visitors ask them, each with its decision (shared, personal, time_sensitive, small_talk).
+- bastioncorpus (PyPI) attacks, decision ``abuse``, and its benign look-alikes; plus ``abuse_seed.jsonl``
+  and ``benign_seed.jsonl`` (trained only, never scored).
+
+Parts: ``train`` fits the weights; ``dev`` is where every choice (settings, thresholds, floors, weights,
+the policy) is made; ``heldout`` is scored once, at the end, for the figures the README reports. CLINC150's
+``val`` split is its held-out part, and a tenth of its ``train`` split is dev. Website prompts and
+bastioncorpus rows are assigned by a stable hash of their text or id, so a new prompt never moves others.
+The first website file's held-out fifth was scored and then read to decide what to change, so it is dev now;
+the second file's quarter (``part_of_2``, a differently salted hash) is the website held-out part.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.intent.dataset import NO_LABEL, OOS, DatasetError, Example, load_domains, load_examples
+from shared.intent.routing import DECISIONS
+
+DATA = Path(__file__).parent / "data"
+CLINC = DATA / "clinc150" / "train_val.json.gz"
+CLINC_DOMAINS = DATA / "clinc150" / "domains.json"
+DECISION_TABLE = DATA / "clinc150_decisions.csv"
+WEBSITE = DATA / "website_prompts.jsonl"
+WEBSITE_2 = DATA / "website_prompts_2.jsonl"
+PARTS = ("train", "dev", "heldout")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" ?!.")
+
+
+def part_of(key: str) -> str:
+    """A stable part for a row outside CLINC150: a fifth held out, a fifth dev, the rest train."""
+    bucket = zlib.crc32(key.encode()) % 5
+    return "heldout" if bucket == 0 else "dev" if bucket == 1 else "train"
+
+
+def part_of_2(key: str) -> str:
+    """The part of a prompt in the second website file: a quarter held out, a tenth dev, the rest train.
+
+    Salted, so it is a fresh cut, not the first file's: this held-out part was cut before any model or
+    setting was tried on the file and is scored once, at the end (shared/intent/README.md)."""
+    bucket = zlib.crc32(("intent2:" + _norm(key)).encode()) % 20
+    return "heldout" if bucket < 5 else "dev" if bucket < 7 else "train"
+
+
+def decision_table(path: Path = DECISION_TABLE) -> dict[str, str]:
+    """intent -> decision from the reviewed table (every row needs a known decision and a reason)."""
+    out: dict[str, str] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.DictReader(handle), 2):
+            if row.get("decision") not in DECISIONS or not (row.get("reason") or "").strip():
+                raise DatasetError(f"{path}:{number}: needs a decision in {list(DECISIONS)} and a reason")
+            out[row["intent"]] = row["decision"]
+    return out
+
+
+@dataclass(slots=True)
+class Corpus:
+    parts: dict[str, list[Example]] = field(default_factory=lambda: {name: [] for name in PARTS})
+    # Per source and part, for reports: "clinc", "website", "abuse".
+    sources: dict[str, dict[str, list[Example]]] = field(default_factory=dict)
+
+    def add(self, source: str, part: str, rows: list[Example]) -> None:
+        self.parts[part].extend(rows)
+        self.sources.setdefault(source, {name: [] for name in PARTS})[part].extend(rows)
+
+
+def clinc_rows(split: str, decisions: dict[str, str], domains: dict[str, str],
+               path: Path = CLINC) -> list[Example]:
+    rows = load_examples(f"{path}#{split}")
+    return [Example(ex.text, ex.label, domains.get(ex.label), None if ex.label == OOS else decisions[ex.label])
+            for ex in rows]
+
+
+def website_rows(path: Path = WEBSITE) -> list[Example]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            item = json.loads(line)
+            if item.get("decision") not in DECISIONS:
+                raise DatasetError(f"{path}:{number}: decision must be one of {list(DECISIONS)}")
+            rows.append(Example(item["text"], NO_LABEL, None, item["decision"]))
+    return rows
+
+
+def load_corpus(abuse: bool = True, clinc: Path = CLINC, website_2: Path = WEBSITE_2) -> Corpus:
+    """Every source, cut into parts. ``abuse=False`` leaves out bastioncorpus (tests, no extra installed)."""
+    corpus = Corpus()
+    decisions = decision_table()
+    domains = load_domains(CLINC_DOMAINS)
+    for split, is_oos in (("train", False), ("oos_train", True)):
+        rows = clinc_rows(split, decisions, domains, clinc)
+        for ex in rows:
+            # A tenth of CLINC150's train split is dev, by hash (about 10 rows per intent, 10 oos rows).
+            # Hashed on the normalised text, so repeated rows ("thank you", "Thank you!") share a part.
+            bucket = zlib.crc32(_norm(ex.text).encode())
+            dev = bucket % 10 == 0 if not is_oos else bucket % 3 == 0
+            corpus.add("clinc", "dev" if dev else "train", [ex])
+    corpus.add("clinc", "heldout", clinc_rows("val", decisions, domains, clinc)
+               + clinc_rows("oos_val", decisions, domains, clinc))
+    # A text in two parts would carry what was trained on into what is scored: a website prompt CLINC150
+    # already has ("good evening") stays wherever CLINC150 put it, and is not added again.
+    known = {_norm(ex.text) for rows in corpus.parts.values() for ex in rows}
+    for ex in website_rows():
+        if _norm(ex.text) not in known:
+            # The first file's held-out fifth was scored once (the first model's figures) and then looked
+            # at while deciding what to change, so it is dev now: only website_prompts_2's cut is unseen.
+            part = part_of(ex.text)
+            corpus.add("website", "dev" if part == "heldout" else part, [ex])
+            known.add(_norm(ex.text))
+    for ex in website_rows(website_2):
+        if _norm(ex.text) not in known:
+            corpus.add("website2", part_of_2(ex.text), [ex])
+            known.add(_norm(ex.text))
+    if abuse:
+        from shared.intent.abuse import load_benign, load_seed, split_bastioncorpus
+
+        for part, rows in split_bastioncorpus().items():
+            corpus.add("abuse", part, rows)
+        corpus.add("seed", "train", load_seed() + load_benign())
+    return corpus
