@@ -48,7 +48,10 @@ function tag(object, owner = current.getStore()) {
 
 function check(object, type) {
   const owner = owners.get(object);
-  if (owner !== undefined && owner !== current.getStore()) {
+  const now = current.getStore();
+  // No request current: the runtime itself at work (undici cancelling an unread body from a GC finalizer),
+  // not another request's handler; throwing there would crash the process, not model workerd.
+  if (owner !== undefined && now !== undefined && owner !== now) {
     throw new Error(`${CROSS_REQUEST_MESSAGE} (I/O type: ${type})`);
   }
 }
