@@ -41,12 +41,10 @@ from typing import Any
 
 import httpx
 
+from loadtest.answers import MAX_AGE_TARGET_S, Served, content_of, served_from_parts
 from loadtest.banks import BANK_DIR, LABELS, Question, load_banks
-from origin.generators.simulator import answered_for
 
 CHAT = "/v1/chat/completions"
-CACHED_ROUTES = frozenset({"hit", "stale"})
-MAX_AGE_TARGET_S = 300
 TARGETS = {  # name: (label, metric, comparison, bound)
     "shareable_b_from_edge": ("shareable", "b_from_edge", ">=", 0.90),
     "personal_b_served_a": ("personal", "b_served_a", "<=", 0.01),
@@ -54,76 +52,6 @@ TARGETS = {  # name: (label, metric, comparison, bound)
 }
 CALLER_KINDS = ("api_key", "jwt")
 TIER = "scenarios"
-
-
-# ---------------------------------------------------------------------------------------------- one answer
-
-
-def parse_cache_control(value: str | None) -> dict[str, int | None]:
-    """Response ``Cache-Control`` directives (RFC 9111 §5.2), lower-cased; a number when the value is one.
-
-    Malformed parts are skipped rather than guessed at: a directive this cannot read is one the evaluation
-    cannot credit."""
-    directives: dict[str, int | None] = {}
-    for part in (value or "").split(","):
-        name, _, raw = part.strip().partition("=")
-        name = name.strip().lower()
-        if not name:
-            continue
-        raw = raw.strip().strip('"')
-        if not raw:
-            directives[name] = None
-        elif raw.isascii() and raw.isdigit():
-            directives[name] = int(raw)
-    return directives
-
-
-@dataclass(frozen=True, slots=True)
-class Served:
-    """How one request was answered, as the client sees it."""
-
-    status: int
-    route: str
-    scope: str | None = None  # x-edge-scope, when the edge says it
-    age_s: int | None = None
-    cache_control: str | None = None
-    tenant: str | None = None  # whom the answer names (the simulator's echo), if anyone
-    user: str | None = None
-
-    @property
-    def from_kv(self) -> bool:
-        return self.status == 200 and self.route in CACHED_ROUTES
-
-    def lifetime_s(self) -> int | None:
-        """The longest this entry may be served in normal operation, counted from its creation: what it has
-        lived (Age) plus what it declares it may still live (max-age, then stale-while-revalidate)."""
-        directives = parse_cache_control(self.cache_control)
-        max_age = directives.get("max-age")
-        if max_age is None:
-            return None
-        return (self.age_s or 0) + max_age + (directives.get("stale-while-revalidate") or 0)
-
-    def keeps_nothing(self) -> bool:
-        directives = parse_cache_control(self.cache_control)
-        return "no-store" in directives or directives.get("max-age") == 0
-
-    def stale_if_error_s(self) -> int | None:
-        return parse_cache_control(self.cache_control).get("stale-if-error")
-
-
-def served_from(response: httpx.Response) -> Served:
-    from edge.metrics import route_label
-
-    age = response.headers.get("age")
-    tenant = user = None
-    if response.status_code == 200:
-        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-            named = answered_for(str(response.json()["choices"][0]["message"]["content"]))
-            if named:
-                tenant, user = named
-    return Served(response.status_code, route_label(response.headers.get("x-edge-route"), response.status_code),
-                  response.headers.get("x-edge-scope"), int(age) if age and age.isdigit() else None,
-                  response.headers.get("cache-control"), tenant, user)
 
 
 # ------------------------------------------------------------------------------------------ one question
@@ -280,6 +208,10 @@ class Caller:
         token = mint_hs256({"sub": user, "tenant": self.tenant, "tier": TIER, "iat": now, "exp": now + 3600},
                            self.jwt_secret or "")
         return {"authorization": f"Bearer {token}"}, body
+
+
+def served_from(response: httpx.Response) -> Served:
+    return served_from_parts(response.status_code, response.headers, content_of(response.content, streamed=False))
 
 
 async def ask(client: httpx.AsyncClient, caller: Caller, text: str, user: str) -> Served:

@@ -12,17 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.jwt import JwtConfig, JwtKey, verify_jwt
+from loadtest.answers import Served, content_of, parse_cache_control
 from loadtest.banks import Question
-from loadtest.scenarios import (
-    Caller,
-    Observation,
-    Served,
-    check_targets,
-    parse_cache_control,
-    pick,
-    served_from,
-    summarise,
-)
+from loadtest.scenarios import Caller, Observation, check_targets, pick, served_from, summarise
 from origin.generators.simulator import answer_head
 
 
@@ -74,6 +66,18 @@ class TestServedFrom:
         assert served_from(httpx.Response(429, json={"error": {}})).route == "rate_limited"
         s = served_from(httpx.Response(200, text="not json", headers={"x-edge-route": "miss", "age": "x"}))
         assert (s.user, s.tenant, s.age_s) == (None, None, None)
+
+
+class TestContent:
+    def test_plain_and_streamed_completions(self) -> None:
+        """The assistant's text from a completion body, and from SSE chunks joined (comments and [DONE] skipped)."""
+        from shared.sse import completion_to_sse
+        from shared.wire import completion_body
+
+        body = json.dumps(completion_body("hello there", model="m")).encode()
+        assert content_of(body, streamed=False) == "hello there"
+        assert content_of(b": heartbeat\n\n" + completion_to_sse(body), streamed=True) == "hello there"
+        assert content_of(b"<html>", streamed=False) is None
 
 
 class TestScoring:
