@@ -56,13 +56,13 @@ class Served:
         return self.status == 200 and self.route in CACHED_ROUTES
 
     def lifetime_s(self) -> int | None:
-        """The longest this entry may be served in normal operation, counted from its creation: what it has
-        lived (Age) plus what it declares it may still live (max-age, then stale-while-revalidate)."""
+        """The longest this entry says it may be served, counted from its creation: ``max-age`` (its freshness
+        lifetime, of which ``Age`` has passed: RFC 9111 §4.2) plus ``stale-while-revalidate`` if declared."""
         directives = parse_cache_control(self.cache_control)
         max_age = directives.get("max-age")
         if max_age is None:
             return None
-        return (self.age_s or 0) + max_age + (directives.get("stale-while-revalidate") or 0)
+        return max_age + (directives.get("stale-while-revalidate") or 0)
 
     def keeps_nothing(self) -> bool:
         directives = parse_cache_control(self.cache_control)

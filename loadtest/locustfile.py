@@ -5,7 +5,8 @@ statistics are per label and per route.
 
 Each simulated visitor is one end user of the tenant: a website's backend calling with the site's API key and
 the visitor in the OpenAI request's ``user`` field. Every answer is checked (``loadtest/checks.py``): one that
-names another end user was served across users.
+names another end user, or a personal question's answer from the KV that this visitor never asked for, was
+served across users.
 
 Intended refusals are successes: 401 for the bad-token client, 429 for the client over its limit. A question
 the policy blocks (403, ``x-edge-route: blocked``) is counted as ``<label>: blocked``, not as a failure: every
@@ -56,6 +57,7 @@ class EdgeUser(HttpUser):
     def on_start(self) -> None:
         self.rng = random.Random()
         self.end_user = f"visitor-{uuid.uuid4().hex[:12]}"
+        self.asked: set[str] = set()  # what this visitor asked before: a personal hit it never asked for crossed
         self.shareable = Zipf(SHAREABLE, rng=self.rng)
 
     def ask(self, label: str, prompt: str, *, stream: bool = False, key: str | None = None) -> None:
@@ -77,7 +79,8 @@ class EdgeUser(HttpUser):
             body = response.content
         served = served_from_parts(status, response.headers, content_of(body, stream) if body else None)
         response.request_meta["name"] = f"{label}: {served.route}" + (" (stream)" if stream else "")
-        CHECKS.record(label, served, self.end_user, prompt)
+        CHECKS.record(label, served, self.end_user, prompt, first_ask=prompt not in self.asked)
+        self.asked.add(prompt)
         if 200 <= status < 300 or status == self.expected_refusal or served.route == "blocked":
             response.success()
         else:

@@ -15,10 +15,13 @@ What is scored, per label:
   for B *is* A's answer, whatever the scope headers say; the simulator also names the user each answer was
   generated for (``origin.generators.simulator.answered_for``), which catches an answer naming anyone else.
   Personal target ≤ 1 %.
-- ages of time-sensitive answers served from the KV: the ``Age`` seen, and the lifetime the response declares
-  (``Age`` + ``Cache-Control`` ``max-age`` + ``stale-while-revalidate``; ``stale-if-error`` is reported beside
-  it). Target: never older than 300 s, so every kept entry must declare a lifetime of at most 300 s; an entry
-  served from the KV that declares none cannot be checked and fails the target.
+- how old a time-sensitive answer may be when served. Three views, all must stay within 300 s: the ``Age``
+  seen on answers from the KV; the lifetime responses declare (``Cache-Control`` ``max-age``, plus
+  ``stale-while-revalidate`` if declared); and the truth, read from the stack's own KV after the run: each
+  entry's deadlines (fresh, stale-while-revalidate, stale-if-error) counted from its creation. The target uses
+  the stale-while-revalidate deadline (how old an entry may be served in normal operation); the stale-if-error
+  deadline, served only when the origin fails, is reported beside it. Without the KV view (a stack that is not
+  ours), an entry served from the KV that declares no lifetime cannot be checked and fails the target.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ import httpx
 
 from loadtest.answers import MAX_AGE_TARGET_S, Served, content_of, served_from_parts
 from loadtest.banks import BANK_DIR, LABELS, Question, load_banks
+from origin.generators.simulator import ANSWER_MARK
 
 CHAT = "/v1/chat/completions"
 TARGETS = {  # name: (label, metric, comparison, bound)
-    "shareable_b_from_edge": ("shareable", "b_from_edge", ">=", 0.90),
+    "shareable_b_from_edge": ("shareable", "b_from_edge", ">=", 0.90),  # shares as fractions
     "personal_b_served_a": ("personal", "b_served_a", "<=", 0.01),
     "time_sensitive_max_age_s": ("time_sensitive", "max_lifetime_s", "<=", MAX_AGE_TARGET_S),
 }
@@ -84,7 +88,49 @@ def _share(count: int, total: int) -> float | None:
     return round(count / total, 4) if total else None
 
 
-def summarise_label(observations: Sequence[Observation]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class EntryLife:
+    """One KV entry's deadlines, in seconds from its creation."""
+
+    fresh_s: float
+    stale_s: float  # served (as stale) while one refresh runs, until this
+    if_error_s: float  # served only when the origin fails, until this
+
+
+KVLives = list[tuple[str, EntryLife]]  # (the simulated answer after "Simulated answer to: ", its deadlines)
+
+
+def lives_for(question: str, kv_lives: KVLives) -> list[EntryLife]:
+    """The entries answering ``question``: the simulator writes its first 60 characters and a full stop."""
+    head = question.strip()[:60] + "."
+    return [life for answered, life in kv_lives if answered.startswith(head)]
+
+
+def read_kv_lives(kv_path: Path) -> KVLives:
+    """Every answer entry in the stack's KV with its deadlines."""
+    from shared.kv_lmdb import LmdbKV
+    from shared.wire import CachedAnswer
+
+    store = LmdbKV(kv_path)
+    lives: KVLives = []
+    cursor: str | None = None
+    while True:
+        page, cursor = store.list(prefix="ans/", cursor=cursor)
+        for name, _, _ in page:
+            entry = store.get(name)
+            cached = CachedAnswer.from_kv(*entry) if entry else None
+            content = (content_of(cached.body, streamed=False) if cached else None) or ""
+            _, mark, answered = content.partition(ANSWER_MARK + " ")
+            if cached and mark:
+                lives.append((answered, EntryLife(cached.fresh_until - cached.created,
+                                                  cached.stale_until - cached.created,
+                                                  cached.keep_until - cached.created)))
+        if cursor is None:
+            return lives
+
+
+def summarise_label(observations: Sequence[Observation],
+                    kv_lives: KVLives | None = None) -> dict[str, Any]:
     """Per-label figures; every share is over the observations that had that request (None when none did)."""
     asked_b = [o for o in observations if o.b is not None]
     asked_again = [o for o in observations if o.a_again is not None]
@@ -105,6 +151,11 @@ def summarise_label(observations: Sequence[Observation]) -> dict[str, Any]:
         "answers_naming_user": _share(sum(1 for s in generated if s.user), len(generated)),
     }
     summary.update(_ages(observations))
+    if kv_lives is not None:
+        kept = [life for text in {o.question.text for o in observations} for life in lives_for(text, kv_lives)]
+        summary["kv_entries"] = len(kept)
+        summary["kv_max_lifetime_s"] = round(max((life.stale_s for life in kept), default=0))
+        summary["kv_max_if_error_s"] = round(max((life.if_error_s for life in kept), default=0))
     return summary
 
 
@@ -141,25 +192,36 @@ def _ages(observations: Sequence[Observation]) -> dict[str, Any]:
     }
 
 
-def summarise(observations: Sequence[Observation]) -> dict[str, Any]:
+def summarise(observations: Sequence[Observation],
+              kv_lives: KVLives | None = None) -> dict[str, Any]:
     by_label: dict[str, list[Observation]] = {label: [] for label in LABELS}
     for o in observations:
         by_label[o.question.label].append(o)
-    labels = {label: summarise_label(obs) for label, obs in by_label.items() if obs}
+    labels = {label: summarise_label(obs, kv_lives) for label, obs in by_label.items() if obs}
     return {"labels": labels, "targets": check_targets(labels), "examples": _examples(by_label)}
 
 
 def check_targets(labels: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     results = {}
     for name, (label, metric, comparison, bound) in TARGETS.items():
-        value = labels.get(label, {}).get(metric)
-        if label == "time_sensitive" and labels.get(label, {}).get("max_age_seen_s") is not None:
-            seen = labels[label]["max_age_seen_s"]
-            value = None if value is None else max(value, seen)
+        figures = labels.get(label, {})
+        value = figures.get(metric)
+        if label == "time_sensitive" and figures:
+            value = _oldest(figures)
         met = value is not None and (value >= bound if comparison == ">=" else value <= bound)
         results[name] = {"label": label, "metric": metric, "value": value, "target": f"{comparison} {bound}",
                          "met": met}
     return results
+
+
+def _oldest(figures: dict[str, Any]) -> int | None:
+    """The oldest a time-sensitive answer may be served at: the largest of what was seen, what responses
+    declare and what the KV holds; None when something was served that nobody can vouch for."""
+    seen = figures.get("max_age_seen_s") or 0
+    if "kv_max_lifetime_s" in figures:  # the truth: undeclared headers do not matter then
+        return max(seen, figures["kv_max_lifetime_s"], figures.get("max_lifetime_s") or 0)
+    declared = figures.get("max_lifetime_s")
+    return None if declared is None else max(seen, declared)
 
 
 def _examples(by_label: dict[str, list[Observation]], limit: int = 8) -> dict[str, list[str]]:
@@ -276,10 +338,12 @@ def stack_env(jwt_secret: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def scenario_stack(config: ScenarioConfig) -> Iterator[tuple[str, list[Caller]]]:
-    """A fresh stack on 127.0.0.1 (simulator origin, shipped model and policy) and one caller per kind."""
+def scenario_stack(config: ScenarioConfig) -> Iterator[tuple[str, list[Caller], Path]]:
+    """A fresh stack on 127.0.0.1 (simulator origin, shipped model and policy), one caller per kind and the
+    path of its KV."""
     from eaves.stack import running_stack
     from loadtest.run import create_key
+    from shared.local_stack import LocalStack
 
     with contextlib.ExitStack() as stack:
         data_dir = config.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eaves-scen-")))
@@ -294,19 +358,20 @@ def scenario_stack(config: ScenarioConfig) -> Iterator[tuple[str, list[Caller]]]
         running = stack.enter_context(running_stack(data_dir, env={**stack_env(jwt_secret), **config.extra_env},
                                                     edge_args=["--runtime", config.runtime]))
         assert running.edge is not None
-        yield running.edge.url, callers
+        yield running.edge.url, callers, LocalStack(data_dir).kv_path
 
 
 def run_scenarios(config: ScenarioConfig) -> dict[str, Any]:
     questions = pick(load_banks(config.bank_dir), config.sample, config.seed)
     started = time.monotonic()
-    with scenario_stack(config) as (url, callers):
+    with scenario_stack(config) as (url, callers, kv_path):
         observations = asyncio.run(evaluate(url, callers, questions, config.concurrency))
-    report = summarise(observations)
+        kv_lives = read_kv_lives(kv_path)
+    report = summarise(observations, kv_lives)
     report["run"] = {"questions": len(questions), "callers": list(config.callers), "requests":
                      sum(len(o.answers()) for o in observations), "seconds": round(time.monotonic() - started, 1),
                      "runtime": config.runtime, "sample_per_label": config.sample, "seed": config.seed}
-    report["by_caller"] = {kind: summarise([o for o in observations if o.caller == kind])["labels"]
+    report["by_caller"] = {kind: summarise([o for o in observations if o.caller == kind], kv_lives)["labels"]
                            for kind in config.callers}
     return report
 
@@ -325,21 +390,28 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"eaves scenarios: {run['questions']} questions x callers {', '.join(run['callers'])}, "
              f"{run['requests']} requests in {run['seconds']}s (edge runtime {run['runtime']})",
              f"| {'label':<15} | {'asked':>5} | {'B from edge':>11} | {'B got A':>7} | {'A again hit':>11} | "
-             f"{'canned':>6} | {'blocked':>7} | {'max age/lifetime s':>18} |",
-             f"|{'-' * 17}|{'-' * 7}|{'-' * 13}|{'-' * 9}|{'-' * 13}|{'-' * 8}|{'-' * 9}|{'-' * 20}|"]
+             f"{'canned':>6} | {'blocked':>7} | {'age seen / lifetime / if error, s':>33} |",
+             f"|{'-' * 17}|{'-' * 7}|{'-' * 13}|{'-' * 9}|{'-' * 13}|{'-' * 8}|{'-' * 9}|{'-' * 35}|"]
     for label, s in report["labels"].items():
-        lifetime = "undeclared" if s["max_lifetime_s"] is None else s["max_lifetime_s"]
-        life = "-" if s["questions_kept"] == 0 else f"{s['max_age_seen_s'] or 0}/{lifetime}"
+        lifetime = s.get("kv_max_lifetime_s", s["max_lifetime_s"])
+        ages = (f"{s['max_age_seen_s'] or 0} / {'undeclared' if lifetime is None else lifetime} / "
+                f"{s.get('kv_max_if_error_s', '?')}")
         lines.append(f"| {label:<15} | {s['observations']:>5} | {_pct(s['b_from_edge']):>11} | "
                      f"{_pct(s['b_served_a']):>7} | {_pct(s['a_repeat_from_edge']):>11} | {_pct(s['b_canned']):>6} | "
-                     f"{s['blocked']:>7} | {life:>18} |")
+                     f"{s['blocked']:>7} | {ages:>33} |")
     lines.append("targets:")
     for name, t in report["targets"].items():
         value = t["value"]
-        shown = "undeclared" if value is None else (f"{value:.1%}" if isinstance(value, float) else str(value))
-        lines.append(f"  {'met    ' if t['met'] else 'NOT met'} {name}: {shown} (target {t['target']})")
+        shown = "undeclared" if value is None else (f"{value:.1%}" if isinstance(value, float) else f"{value} s")
+        comparison, number = t["target"].split()
+        bound = f"{comparison} {float(number):.0%}" if "." in number else f"{comparison} {number} s"
+        lines.append(f"  {'met    ' if t['met'] else 'NOT met'} {name}: {shown} (target {bound})")
+    ts = report["labels"].get("time_sensitive", {})
+    if ts.get("kv_max_if_error_s"):
+        lines.append(f"  (time-sensitive entries may also be served up to {ts['kv_max_if_error_s']} s old when the "
+                     "origin fails: stale-if-error)")
     naming = [s["answers_naming_user"] for s in report["labels"].values() if s["answers_naming_user"] is not None]
     if naming and max(naming) == 0:
-        lines.append("note: no generated answer named its end user: the edge does not forward the user to the "
-                     "origin, so crossings are detected by KV hits alone")
+        lines.append("note: no generated answer named its end user (the origin was not told who asked); a B answered "
+                     "from the KV is still counted as served A's answer")
     return "\n".join(lines)

@@ -99,3 +99,16 @@ def test_short_loadtest_against_the_pyodide_edge(tmp_path: Path) -> None:
     assert result.unexpected_failures == 0, result.failures
     for route in ("hit", "miss", "unauthorized", "rate_limited"):
         assert result.by_route.get(route, 0) > 0, result.by_route
+
+
+def test_a_shared_entry_for_a_personal_question_the_visitor_never_asked_is_crossed() -> None:
+    """The edge tells the origin no end user for answers it shares, so such an answer names nobody; served
+    from the KV to a visitor who never asked, it was made for someone else. Shareable hits are the point."""
+    checks = Checks()
+    checks.record("personal", Served(200, "hit"), "visitor-b", "Where is my package?", first_ask=True)
+    checks.record("personal", Served(200, "hit"), "visitor-b", "Where is my package?", first_ask=False)
+    checks.record("personal", Served(200, "hit", user="visitor-b"), "visitor-b", "What's my balance?",
+                  first_ask=True)
+    checks.record("shareable", Served(200, "hit"), "visitor-b", "What is your return policy?", first_ask=True)
+    assert (checks.labels["personal"].crossed, checks.labels["shareable"].crossed) == (1, 0)
+    assert "another visitor (shared entry)" in checks.labels["personal"].crossed_examples[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,17 @@ from hypothesis import strategies as st
 from edge.jwt import JwtConfig, JwtKey, verify_jwt
 from loadtest.answers import Served, content_of, parse_cache_control
 from loadtest.banks import Question
-from loadtest.scenarios import Caller, Observation, check_targets, pick, served_from, summarise
+from loadtest.scenarios import (
+    Caller,
+    EntryLife,
+    Observation,
+    check_targets,
+    lives_for,
+    pick,
+    read_kv_lives,
+    served_from,
+    summarise,
+)
 from origin.generators.simulator import answer_head
 
 
@@ -41,10 +52,11 @@ class TestCacheControl:
             assert name == name.strip().lower() and (number is None or number >= 0)
 
     @given(st.integers(0, 10**9), st.integers(0, 10**6), st.integers(0, 10**6))
-    def test_lifetime_is_age_plus_max_age_plus_swr(self, age: int, max_age: int, swr: int) -> None:
-        """What an entry may live from creation: Age + max-age + stale-while-revalidate."""
+    def test_lifetime_is_max_age_plus_swr(self, age: int, max_age: int, swr: int) -> None:
+        """What an entry may live from creation: max-age (Age counts against it, RFC 9111 §4.2) plus
+        stale-while-revalidate."""
         s = served("hit", age=age, cc=f"max-age={max_age}, stale-while-revalidate={swr}")
-        assert s.lifetime_s() == age + max_age + swr
+        assert s.lifetime_s() == max_age + swr
 
     def test_no_max_age_declares_no_lifetime(self) -> None:
         """no-store, or nothing at all, is not a lifetime."""
@@ -123,6 +135,27 @@ class TestTimeSensitive:
         target = self._target(ok, none)
         assert target["met"] and target["value"] == 90
 
+    def test_the_kv_is_the_truth(self) -> None:
+        """Headers that declare nothing do not fail the target when the KV's own deadlines are known, and a
+        stale window the headers never mention does."""
+        undeclared = obs("time_sensitive", served("hit", age=3), text="Is it raining?")
+        short = [("Is it raining?. the answer", EntryLife(60, 120, 86_400))]
+        long = [("Is it raining?. the answer", EntryLife(60, 400, 86_400))]
+        report = summarise([undeclared], short)
+        assert report["targets"]["time_sensitive_max_age_s"] == {
+            "label": "time_sensitive", "metric": "max_lifetime_s", "value": 120, "target": "<= 300", "met": True}
+        assert report["labels"]["time_sensitive"]["kv_max_if_error_s"] == 86_400
+        assert not summarise([undeclared], long)["targets"]["time_sensitive_max_age_s"]["met"]
+
+    def test_entries_match_their_question_exactly(self) -> None:
+        """An entry answers the question whose first 60 characters and full stop it repeats, no other."""
+        lives = [("hello. words", EntryLife(1, 1, 1)), ("hellooo. words", EntryLife(2, 2, 2)),
+                 ("x" * 60 + ". words", EntryLife(3, 3, 3))]
+        assert lives_for("hello", lives) == [EntryLife(1, 1, 1)]
+        assert lives_for(" hellooo ", lives) == [EntryLife(2, 2, 2)]
+        assert lives_for("x" * 80, lives) == [EntryLife(3, 3, 3)]
+        assert lives_for("hell", lives) == []
+
     def test_a_lifetime_over_300_s_fails(self) -> None:
         """An hour's TTL on a question about now fails, even if the entry was only seconds old when seen."""
         target = self._target(obs("time_sensitive", served("hit", age=1, cc="max-age=3599"),
@@ -181,3 +214,18 @@ class TestPick:
         first, second = pick(banks, 3, 1), pick(banks, 3, 1)
         assert first == second and len(first) == 15
         assert len(pick(banks, None, 1)) == 50 and len(pick(banks, 99, 1)) == 50
+
+
+def test_kv_lives_are_read_from_a_real_store(tmp_path: Path) -> None:
+    """The deadlines of each answer entry come back from LMDB, keyed by the answer's text."""
+    from shared.kv_lmdb import LmdbKV, close_env
+    from shared.wire import CachedAnswer, completion_body
+
+    body = json.dumps(completion_body(answer_head("t", "", "Is it raining?") + " yes", model="m")).encode()
+    answer = CachedAnswer(body, 1000.0, 1060.0, "weather", 1090.0, 2000.0)
+    store = LmdbKV(tmp_path / "kv")
+    store.put("ans/t/abc", answer.body, metadata=answer.metadata())
+    store.put("key/not-an-answer", b"{}")
+    lives = read_kv_lives(tmp_path / "kv")
+    close_env(tmp_path / "kv")
+    assert lives == [("Is it raining?. yes", EntryLife(60.0, 90.0, 1000.0))]
