@@ -17,6 +17,43 @@ from origin.generators.base import GenerationError, GenerationRequest, Piece, ro
 
 _WORDS = ("the", "answer", "depends", "on", "context", "but", "in", "short", "yes", "it", "works",
           "as", "expected", "here", "is", "why", "and", "what", "to", "do", "next")
+ANSWER_MARK = "Simulated answer to:"
+_FOR = "[for "
+
+
+def _end_user(request: GenerationRequest) -> str:
+    # The end user arrives from the edge in the signed x-eaves-user header (issue 16 item 1), and only for
+    # answers the edge will not share; read it defensively so this works on an origin without the field.
+    user = getattr(request, "user", None) or request.extra.get("user")
+    return user if isinstance(user, str) else ""
+
+
+def answer_head(tenant: str, user: str, prompt: str) -> str:
+    """``[tenant] [for "user"] Simulated answer to: prompt.`` (the user part only when one is known).
+
+    The user is JSON-quoted so any user id, brackets and quotes included, reads back exactly."""
+    who = f"{_FOR}{json.dumps(user)}] " if user else ""
+    return f"[{tenant}] {who}{ANSWER_MARK} {prompt.strip()[:60]}."
+
+
+def answered_for(content: str) -> tuple[str, str | None] | None:
+    """(tenant, end user or None) that a simulated answer names, or None if it names no tenant."""
+    if not content.startswith("["):
+        return None
+    tenant, sep, rest = content[1:].partition("] ")
+    if not sep:
+        return None
+    if rest.startswith(ANSWER_MARK):
+        return tenant, None
+    if not rest.startswith(_FOR):
+        return None
+    try:
+        user, end = json.JSONDecoder().raw_decode(rest, len(_FOR))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(user, str) or not rest.startswith("] " + ANSWER_MARK, end):
+        return None
+    return tenant, user
 
 
 @dataclass
@@ -61,41 +98,3 @@ class SimulatedGenerator:
                 await asyncio.sleep(interval)
             yield Piece(piece, 1)
 
-
-ANSWER_MARK = "Simulated answer to:"
-_FOR = "[for "
-
-
-def _end_user(request: GenerationRequest) -> str:
-    # The end user arrives from the edge in the signed headers (issue 16 item 1); read it defensively so
-    # the simulator works on an origin that does not forward one yet.
-    user = getattr(request, "user", None) or request.extra.get("user")
-    return user if isinstance(user, str) else ""
-
-
-def answer_head(tenant: str, user: str, prompt: str) -> str:
-    """``[tenant] [for "user"] Simulated answer to: prompt.`` (the user part only when one is known).
-
-    The user is JSON-quoted so any user id, brackets and quotes included, reads back exactly."""
-    who = f"{_FOR}{json.dumps(user)}] " if user else ""
-    return f"[{tenant}] {who}{ANSWER_MARK} {prompt.strip()[:60]}."
-
-
-def answered_for(content: str) -> tuple[str, str | None] | None:
-    """(tenant, end user or None) that a simulated answer names, or None if it names no tenant."""
-    if not content.startswith("["):
-        return None
-    tenant, sep, rest = content[1:].partition("] ")
-    if not sep:
-        return None
-    if rest.startswith(ANSWER_MARK):
-        return tenant, None
-    if not rest.startswith(_FOR):
-        return None
-    try:
-        user, end = json.JSONDecoder().raw_decode(rest, len(_FOR))
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(user, str) or not rest.startswith("] " + ANSWER_MARK, end):
-        return None
-    return tenant, user
