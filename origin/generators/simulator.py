@@ -97,4 +97,3 @@ class SimulatedGenerator:
             if index and interval:
                 await asyncio.sleep(interval)
             yield Piece(piece, 1)
-
