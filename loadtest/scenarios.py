@@ -46,6 +46,7 @@ import httpx
 
 from loadtest.answers import MAX_AGE_TARGET_S, Served, content_of, served_from_parts
 from loadtest.banks import BANK_DIR, LABELS, Question, load_banks
+from loadtest.overlap import TRAINING_DATA, held_out, training_keys
 from origin.generators.simulator import ANSWER_MARK
 
 CHAT = "/v1/chat/completions"
@@ -319,6 +320,8 @@ class ScenarioConfig:
     runtime: str = "cpython"
     data_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Leave out questions the intent model's training data also holds (loadtest/overlap.py); None: keep all.
+    training_data: tuple[Path, ...] | None = TRAINING_DATA
 
 
 def pick(banks: dict[str, list[Question]], sample: int | None, seed: int) -> list[Question]:
@@ -362,7 +365,14 @@ def scenario_stack(config: ScenarioConfig) -> Iterator[tuple[str, list[Caller], 
 
 
 def run_scenarios(config: ScenarioConfig) -> dict[str, Any]:
-    questions = pick(load_banks(config.bank_dir), config.sample, config.seed)
+    banks = load_banks(config.bank_dir)
+    excluded: dict[str, int] = {}
+    if config.training_data is not None:
+        seen = training_keys(config.training_data)
+        for label, bank in banks.items():
+            banks[label], dropped = held_out(bank, seen)
+            excluded[label] = len(dropped)
+    questions = pick(banks, config.sample, config.seed)
     started = time.monotonic()
     with scenario_stack(config) as (url, callers, kv_path):
         observations = asyncio.run(evaluate(url, callers, questions, config.concurrency))
@@ -370,7 +380,8 @@ def run_scenarios(config: ScenarioConfig) -> dict[str, Any]:
     report = summarise(observations, kv_lives)
     report["run"] = {"questions": len(questions), "callers": list(config.callers), "requests":
                      sum(len(o.answers()) for o in observations), "seconds": round(time.monotonic() - started, 1),
-                     "runtime": config.runtime, "sample_per_label": config.sample, "seed": config.seed}
+                     "runtime": config.runtime, "sample_per_label": config.sample, "seed": config.seed,
+                     "excluded_seen_in_training": excluded}
     report["by_caller"] = {kind: summarise([o for o in observations if o.caller == kind], kv_lives)["labels"]
                            for kind in config.callers}
     return report
@@ -389,6 +400,9 @@ def render(report: dict[str, Any]) -> str:
     run = report["run"]
     lines = [f"eaves scenarios: {run['questions']} questions x callers {', '.join(run['callers'])}, "
              f"{run['requests']} requests in {run['seconds']}s (edge runtime {run['runtime']})",
+             *([f"left out, also in the intent model's training data: "
+                f"{', '.join(f'{k} {v}' for k, v in run['excluded_seen_in_training'].items())}"]
+               if any(run.get("excluded_seen_in_training", {}).values()) else []),
              f"| {'label':<15} | {'asked':>5} | {'B from edge':>11} | {'B got A':>7} | {'A again hit':>11} | "
              f"{'canned':>6} | {'blocked':>7} | {'age seen / lifetime / if error, s':>33} |",
              f"|{'-' * 17}|{'-' * 7}|{'-' * 13}|{'-' * 9}|{'-' * 13}|{'-' * 8}|{'-' * 9}|{'-' * 35}|"]

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                              "in 'sub') (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default: %(default)s)")
     parser.add_argument("--data-dir", type=Path, default=None, help="stack state (default: a temporary directory)")
+    parser.add_argument("--include-seen", action="store_true",
+                        help="also score questions that the intent model's training data holds (left out by "
+                             "default: they measure memory, not judgement)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_runtime(parser)
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print("eaves scenarios: --sample and --concurrency must be at least 1", file=sys.stderr)
         return 2
     config = ScenarioConfig(bank_dir=args.banks, sample=args.sample, seed=args.seed, callers=callers,
-                            concurrency=args.concurrency, runtime=args.runtime, data_dir=args.data_dir)
+                            concurrency=args.concurrency, runtime=args.runtime, data_dir=args.data_dir,
+                            **({"training_data": None} if args.include_seen else {}))
     try:
         report = run_scenarios(config)
     except (BankError, StackError) as exc:
