@@ -218,11 +218,11 @@ def check_targets(labels: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
 def _oldest(figures: dict[str, Any]) -> int | None:
     """The oldest a time-sensitive answer may be served at: the largest of what was seen, what responses
     declare and what the KV holds; None when something was served that nobody can vouch for."""
-    seen = figures.get("max_age_seen_s") or 0
+    seen = int(figures.get("max_age_seen_s") or 0)
     if "kv_max_lifetime_s" in figures:  # the truth: undeclared headers do not matter then
-        return max(seen, figures["kv_max_lifetime_s"], figures.get("max_lifetime_s") or 0)
+        return max(seen, int(figures["kv_max_lifetime_s"]), int(figures.get("max_lifetime_s") or 0))
     declared = figures.get("max_lifetime_s")
-    return None if declared is None else max(seen, declared)
+    return None if declared is None else max(seen, int(declared))
 
 
 def _examples(by_label: dict[str, list[Observation]], limit: int = 8) -> dict[str, list[str]]:

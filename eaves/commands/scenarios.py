@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
         print("eaves scenarios: --sample and --concurrency must be at least 1", file=sys.stderr)
         return 2
     config = ScenarioConfig(bank_dir=args.banks, sample=args.sample, seed=args.seed, callers=callers,
-                            concurrency=args.concurrency, runtime=args.runtime, data_dir=args.data_dir,
-                            **({"training_data": None} if args.include_seen else {}))
+                            concurrency=args.concurrency, runtime=args.runtime, data_dir=args.data_dir)
+    if args.include_seen:
+        config.training_data = None
     try:
         report = run_scenarios(config)
     except (BankError, StackError) as exc:

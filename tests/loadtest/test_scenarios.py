@@ -229,3 +229,12 @@ def test_kv_lives_are_read_from_a_real_store(tmp_path: Path) -> None:
     lives = read_kv_lives(tmp_path / "kv")
     close_env(tmp_path / "kv")
     assert lives == [("Is it raining?. yes", EntryLife(60.0, 90.0, 1000.0))]
+
+
+def test_command_refuses_bad_options(capsys: Any) -> None:
+    """Unknown callers or a zero sample are refused with a message, before any stack starts."""
+    from eaves.cli import main
+
+    assert main(["scenarios", "--callers", "api_key,carrier_pigeon"]) == 2
+    assert "--callers takes api_key, jwt" in capsys.readouterr().err
+    assert main(["scenarios", "--sample", "0"]) == 2
