@@ -81,6 +81,10 @@ class Observation:
             return False
         return self.b.from_kv or (self.b.user is not None and self.b.user != self.user_b)
 
+    def a_again_served_other(self) -> bool:
+        """A's repeat came back with an answer generated for somebody else (B's, if B's was stored)."""
+        return self.a_again is not None and self.a_again.user is not None and self.a_again.user != self.user_a
+
     def answers(self) -> list[Served]:
         return [s for s in (self.a, self.b, self.a_again) if s is not None]
 
@@ -145,6 +149,7 @@ def summarise_label(observations: Sequence[Observation],
         "b_served_a": _share(sum(1 for o in asked_b if o.b_served_a()), len(asked_b)),
         "a_repeat_from_edge": _share(sum(1 for o in asked_again if o.a_again and o.a_again.from_kv),
                                      len(asked_again)),
+        "a_repeat_served_other": _share(sum(1 for o in asked_again if o.a_again_served_other()), len(asked_again)),
         "blocked": sum(1 for o in observations for s in o.answers() if s.route == "blocked"),
         "errors": sum(1 for o in observations for s in o.answers() if s.status >= 500 or s.status in (400, 401)),
         "scopes": dict(Counter(s.scope or "unsaid" for o in observations for s in o.answers() if s.status == 200)),
@@ -420,6 +425,10 @@ def render(report: dict[str, Any]) -> str:
         comparison, number = t["target"].split()
         bound = f"{comparison} {float(number):.0%}" if "." in number else f"{comparison} {number} s"
         lines.append(f"  {'met    ' if t['met'] else 'NOT met'} {name}: {shown} (target {bound})")
+    for label, figures in report["labels"].items():
+        if figures.get("a_repeat_served_other"):
+            share = figures["a_repeat_served_other"]
+            lines.append(f"  {label}: A's repeat was given another user's answer {share:.1%} of the time")
     ts = report["labels"].get("time_sensitive", {})
     if ts.get("kv_max_if_error_s"):
         lines.append(f"  (time-sensitive entries may also be served up to {ts['kv_max_if_error_s']} s old when the "

@@ -104,6 +104,12 @@ class TestScoring:
         assert not obs("personal", served("miss", user="ub")).b_served_a()
         assert not obs("personal", served("edge")).b_served_a()
 
+    def test_a_repeat_given_bs_answer_is_counted(self) -> None:
+        """The other direction: A's second ask answered with the answer generated for B."""
+        crossed = obs("personal", served("miss", user="ub"), again=served("hit", user="ub"))
+        fine = obs("personal", served("miss", user="ub"), again=served("hit", user="ua"))
+        assert summarise([crossed, fine])["labels"]["personal"]["a_repeat_served_other"] == 0.5
+
     def test_shares_per_label(self) -> None:
         """b_from_edge counts hit and stale; canned (edge) answers are counted apart."""
         report = summarise([obs("shareable", served("hit")), obs("shareable", served("stale")),
