@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from loadtest.banks import LABELS, BankError, load_banks, parse_bank
+from loadtest.banks import LABELS, BankError, Question, load_banks, parse_bank
 
 MINIMUM = {"shareable": 150, "personal": 150, "time_sensitive": 100, "small_talk": 60, "fresh": 50}
 ISSUE_EXAMPLES = {  # issue 16, quoted
@@ -62,3 +66,17 @@ def test_an_empty_directory_is_an_error(tmp_path: Path) -> None:
     """Pointing --banks at the wrong place says so."""
     with pytest.raises(BankError, match=r"no \*\.jsonl"):
         load_banks(tmp_path)
+
+
+@given(st.lists(st.tuples(st.text(min_size=1).filter(str.strip), st.sampled_from(LABELS)), max_size=20))
+def test_any_written_bank_reads_back(rows: list[tuple[str, str]]) -> None:
+    """Whatever text (quotes, newlines, any Unicode) json.dumps writes, the parser returns unchanged."""
+    lines = [json.dumps({"text": text, "label": label}, ensure_ascii=False) for text, label in rows]
+    assert parse_bank(lines) == [Question(text, label) for text, label in rows]
+
+
+@given(st.text(max_size=200))
+def test_any_line_parses_or_is_refused_with_a_bank_error(line: str) -> None:
+    """A corrupt line never raises anything but BankError."""
+    with contextlib.suppress(BankError):
+        parse_bank([line])
