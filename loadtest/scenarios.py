@@ -162,6 +162,7 @@ def summarise_label(observations: Sequence[Observation],
         summary["kv_entries"] = len(kept)
         summary["kv_max_lifetime_s"] = round(max((life.stale_s for life in kept), default=0))
         summary["kv_max_if_error_s"] = round(max((life.if_error_s for life in kept), default=0))
+        summary["kv_entries_over_target"] = sum(1 for life in kept if life.stale_s > MAX_AGE_TARGET_S)
     return summary
 
 
@@ -430,6 +431,9 @@ def render(report: dict[str, Any]) -> str:
             share = figures["a_repeat_served_other"]
             lines.append(f"  {label}: A's repeat was given another user's answer {share:.1%} of the time")
     ts = report["labels"].get("time_sensitive", {})
+    if ts.get("kv_entries_over_target"):
+        lines.append(f"  time_sensitive: {ts['kv_entries_over_target']} of {ts['kv_entries']} KV entries may be served "
+                     f"more than {MAX_AGE_TARGET_S} s after they were made")
     if ts.get("kv_max_if_error_s"):
         lines.append(f"  (time-sensitive entries may also be served up to {ts['kv_max_if_error_s']} s old when the "
                      "origin fails: stale-if-error)")

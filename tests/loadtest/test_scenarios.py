@@ -151,7 +151,10 @@ class TestTimeSensitive:
         assert report["targets"]["time_sensitive_max_age_s"] == {
             "label": "time_sensitive", "metric": "max_lifetime_s", "value": 120, "target": "<= 300", "met": True}
         assert report["labels"]["time_sensitive"]["kv_max_if_error_s"] == 86_400
-        assert not summarise([undeclared], long)["targets"]["time_sensitive_max_age_s"]["met"]
+        assert report["labels"]["time_sensitive"]["kv_entries_over_target"] == 0
+        too_long = summarise([undeclared], long)
+        assert not too_long["targets"]["time_sensitive_max_age_s"]["met"]
+        assert too_long["labels"]["time_sensitive"]["kv_entries_over_target"] == 1
 
     def test_entries_match_their_question_exactly(self) -> None:
         """An entry answers the question whose first 60 characters and full stop it repeats, no other."""
