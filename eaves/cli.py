@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Imported lazily by name so `eaves keys create` never pays for starlette, onnxruntime or torch.
-COMMAND_MODULES = ("up", "origin", "edge", "keys", "intent", "loadtest", "bench", "faults", "measure")
+COMMAND_MODULES = ("up", "origin", "edge", "keys", "intent", "loadtest", "scenarios", "bench", "faults", "measure")
 
 
 def build_parser() -> argparse.ArgumentParser:

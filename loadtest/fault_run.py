@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from eaves.stack import Stack, kill_server, restart_server, running_stack
+from origin.generators.simulator import answer_head
 
 PHASES = ("before", "outage", "after")
 OUTCOMES = ("fresh", "stale", "fallback", "failed")
@@ -66,7 +67,7 @@ def check(body: dict[str, Any], tenant: str, prompt: str) -> str | None:
         content = body["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
         return f"malformed body {str(body)[:80]}"
-    expected = f"[{tenant}] Simulated answer to: {prompt.strip()[:60]}."
+    expected = answer_head(tenant, "", prompt)
     return None if content.startswith(expected) else f"{tenant}/{prompt!r} got {content[:80]!r}"
 
 

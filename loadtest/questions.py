@@ -1,4 +1,15 @@
-"""What the simulated visitors ask: a bank of popular questions drawn Zipf-style, fresh ones, small talk.
+"""What the simulated visitors ask, per label, and how often.
+
+The load test's mix comes from the held-out question banks (``loadtest/banks``, see ``loadtest/README.md``),
+which were written without looking at what the model or the policy does with them:
+
+    shareable       popular questions, Zipf-distributed: many visitors ask the same few
+    personal        asked by many visitors, each about their own account (each one its own end user)
+    time_sensitive  questions about now, Zipf-distributed too
+    fresh           one-off questions composed at random: the long tail, every one an origin call
+    small_talk      greetings and thanks
+
+The popularity order is a seeded shuffle of each bank, so no one chose which questions are the popular ones.
 
 Plain Python (no locust import), so the runner and the tests can use it too.
 """
@@ -9,9 +20,38 @@ import itertools
 import random
 import uuid
 
-# Questions whose answers are the same for everyone, in intents the shipped policy caches (recipes,
-# definitions, fun facts, substitutions...): what repeat visitors ask. tests/loadtest checks that the
-# shipped model and policy route them to the cache.
+from loadtest.banks import texts
+
+
+def _popularity_order(questions: list[str], seed: int) -> list[str]:
+    ordered = list(questions)
+    random.Random(seed).shuffle(ordered)
+    return ordered
+
+
+SHAREABLE = _popularity_order(texts("shareable"), 1)
+PERSONAL = _popularity_order(texts("personal"), 2)
+TIME_SENSITIVE = _popularity_order(texts("time_sensitive"), 3)
+SMALL_TALK_BANK = texts("small_talk")
+
+_FRESH_FORMS = (
+    ("How many grams are in {n} ounces of {food}?", "How long should I bake {n} grams of {food} at {t} degrees?",
+     "Scale a {food} recipe from 4 to {n} servings.", "What can I serve with {food} for {n} guests?"),
+    ("Write a haiku about {thing} number {n}.", "Write a limerick about a {animal} named {name} aged {n}.",
+     "Suggest names for a {animal} who loves {thing} and owns {n} hats.",
+     "Tell a short story about {name} and a {animal} in the year {n}."),
+    ("What is {n} times {m}?", "Convert {n}.{m} miles to kilometres.", "Is {n}{m} a prime number?",
+     "What date is {n} days after January 1st {year}?"),
+)
+_SLOTS = {
+    "food": ("lentil soup", "focaccia", "ratatouille", "shakshuka", "paella", "gnocchi", "apple crumble", "tofu"),
+    "thing": ("a lighthouse", "an old bicycle", "a paper boat", "the first snow", "a teapot", "a subway train"),
+    "animal": ("otter", "hedgehog", "parrot", "tortoise", "ferret", "llama", "gecko", "badger"),
+    "name": ("Ada", "Noor", "Kofi", "Mateo", "Yuki", "Ingrid", "Ravi", "Zofia"),
+}
+# The questions the load test asked before the held-out banks: chosen among intents the shipped policy caches.
+# The load test no longer asks them; they stay because shared/intent's benchmark checks that the model never
+# blocks them, and that check must not read the held-out banks (no model or policy choice may see those).
 _FOODS = ("rice", "pancakes", "lasagna", "risotto", "banana bread", "chicken curry", "pad thai", "falafel",
           "tomato soup", "brownies")
 _WORDS = ("ephemeral", "serendipity", "ubiquitous", "latency", "idempotent", "cache", "gateway", "quantum",
@@ -47,14 +87,26 @@ class Zipf:
         return self._rng.choices(self.items, cum_weights=self._cumulative, k=1)[0]
 
 
+def fresh_question(rng: random.Random | None = None) -> str:
+    """A one-off shareable question (a recipe scaled, a poem, a sum) composed at random: rarely asked twice."""
+    rng = rng or random.Random()
+    form = rng.choice(rng.choice(_FRESH_FORMS))
+    return form.format(n=rng.randint(2, 9999), m=rng.randint(2, 9999), t=rng.randint(150, 260),
+                       year=rng.randint(1900, 2100), **{slot: rng.choice(words) for slot, words in _SLOTS.items()})
+
+
 def new_question(rng: random.Random | None = None) -> str:
-    """A question nobody asked before: always a miss, so the origin pays for it."""
+    """A question nobody asked before (legacy form, for shared/intent's benchmark; see POPULAR)."""
     food = (rng or random).choice(_FOODS)
     return f"Question {uuid.uuid4().hex[:12]}: how do I cook {food}?"
 
 
-def chat_payload(prompt: str, *, stream: bool = False, model: str = "eaves-default") -> dict[str, object]:
+def chat_payload(prompt: str, *, stream: bool = False, model: str = "eaves-default",
+                 user: str | None = None) -> dict[str, object]:
+    """An OpenAI chat request; ``user`` names the end user, as a website's backend does (OpenAI's field)."""
     payload: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": prompt}]}
     if stream:
         payload["stream"] = True
+    if user is not None:
+        payload["user"] = user
     return payload

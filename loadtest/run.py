@@ -1,8 +1,9 @@
-"""Run the locust scenarios headless for a bounded time and summarise them per route.
+"""Run the locust scenarios headless for a bounded time and summarise them per route and per label.
 
 Against a given edge URL (with keys given), or against a stack this module starts on 127.0.0.1 with the
-latency simulator behind it and two tenants: one with room for the whole test, one whose tier allows a
-handful of requests a minute (the over-the-limit client).
+latency simulator behind it (naming in every answer the tenant and end user it was generated for) and two
+tenants: one with room for the whole test, one whose tier allows a handful of requests a minute (the
+over-the-limit client).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from edge.metrics import CACHE_ROUTES, SAVED_ROUTES
+from loadtest.checks import Checks
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOADTEST_TIER = "loadtest"
 LOW_TIER = "low"
 LOW_LIMIT = 5  # requests per minute for the over-the-limit client's tenant
 INTENDED_REFUSALS = frozenset({"unauthorized", "rate_limited"})
+LABELS = ("shareable", "personal", "time_sensitive", "fresh", "small_talk")  # what visitors ask (questions.py)
 
 
 class LoadTestError(RuntimeError):
@@ -69,20 +72,50 @@ class LoadTestResult:
     failures: list[dict[str, str]] = field(default_factory=list)
     edge_metrics: dict[str, float] = field(default_factory=dict)
     locust_exit: int = 0
+    checks: Checks = field(default_factory=Checks)
+
+    @property
+    def by_label(self) -> dict[str, dict[str, int]]:
+        """Requests per label and route, from the request names ``<label>: <route>[ (stream)]``."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.rows:
+            label, _, route = row.name.removesuffix(" (stream)").rpartition(": ")
+            routes = counts.setdefault(label, {})
+            routes[route] = routes.get(route, 0) + row.requests
+        return counts
 
     @property
     def by_route(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for row in self.rows:
-            route = row.name.removesuffix(" (stream)")
-            counts[route] = counts.get(route, 0) + row.requests
+        for routes in self.by_label.values():
+            for route, n in routes.items():
+                counts[route] = counts.get(route, 0) + n
         return counts
 
     @property
     def hit_ratio(self) -> float:
-        counts = self.by_route
-        lookups = sum(v for k, v in counts.items() if k in CACHE_ROUTES)
-        return (counts.get("hit", 0) + counts.get("stale", 0)) / lookups if lookups else 0.0
+        return _hit_ratio(self.by_route)
+
+    def label_hit_ratio(self, label: str) -> float | None:
+        counts = self.by_label.get(label, {})
+        return _hit_ratio(counts) if any(k in CACHE_ROUTES for k in counts) else None
+
+    @property
+    def served_across_users(self) -> int:
+        """Answers naming an end user other than the asker: must be 0."""
+        return self.checks.served_across_users
+
+    def labels_report(self) -> dict[str, dict[str, Any]]:
+        report = {}
+        for label in LABELS:
+            routes = self.by_label.get(label, {})
+            if not routes:
+                continue
+            checks = self.checks.labels.get(label)
+            report[label] = {"requests": sum(routes.values()), "routes": routes,
+                             "hit_ratio": _round(self.label_hit_ratio(label)),
+                             **({k: v for k, v in vars(checks).items()} if checks else {})}
+        return report
 
     @property
     def origin_calls_saved(self) -> int:
@@ -96,7 +129,17 @@ class LoadTestResult:
         return {"routes": [row.__dict__ for row in self.rows], "total": self.total.__dict__ if self.total else None,
                 "hit_ratio": round(self.hit_ratio, 4), "origin_calls_saved": self.origin_calls_saved,
                 "unexpected_failures": self.unexpected_failures, "failures": self.failures,
+                "labels": self.labels_report(), "served_across_users": self.served_across_users,
                 "edge_metrics": self.edge_metrics, "out_dir": str(self.out_dir)}
+
+
+def _hit_ratio(counts: dict[str, int]) -> float:
+    lookups = sum(v for k, v in counts.items() if k in CACHE_ROUTES)
+    return (counts.get("hit", 0) + counts.get("stale", 0)) / lookups if lookups else 0.0
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _number(value: str) -> float:
@@ -154,7 +197,10 @@ def run_locust(config: LoadTestConfig, url: str, key: str, low_key: str) -> Load
                "-u", str(config.users), "-r", str(config.spawn_rate), "-t", f"{config.run_time_s}s",
                "--stop-timeout", "5", "--host", url, "--csv", str(prefix), "--html", str(out / "report.html"),
                "--loglevel", "WARNING"]
-    env = {**os.environ, "EAVES_LOADTEST_KEY": key, "EAVES_LOADTEST_LOW_KEY": low_key}
+    checks_path = out / "checks.json"
+    checks_path.unlink(missing_ok=True)
+    env = {**os.environ, "EAVES_LOADTEST_KEY": key, "EAVES_LOADTEST_LOW_KEY": low_key,
+           "EAVES_LOADTEST_CHECKS": str(checks_path)}
     project_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
     with (out / "locust.log").open("wb") as log:
@@ -170,7 +216,7 @@ def run_locust(config: LoadTestConfig, url: str, key: str, low_key: str) -> Load
     rows, total = read_stats(prefix)
     after = scrape_routes(url)
     metrics = {route: after.get(route, 0.0) - before.get(route, 0.0) for route in after}
-    return LoadTestResult(rows, total, out, read_failures(prefix), metrics, proc.returncode)
+    return LoadTestResult(rows, total, out, read_failures(prefix), metrics, proc.returncode, Checks.read(checks_path))
 
 
 def create_key(data_dir: Path, tenant: str, tier: str) -> str:
@@ -201,7 +247,7 @@ def local_stack(config: LoadTestConfig) -> Iterator[tuple[str, str, str]]:
         tiers = {LOADTEST_TIER: {"limit": 10**7, "window_s": 60}, LOW_TIER: {"limit": LOW_LIMIT, "window_s": 60},
                  "free": {"limit": 60, "window_s": 60}, "pro": {"limit": 600, "window_s": 60}}
         env = {"EAVES_TIERS": json.dumps(tiers), "EAVES_SIM_TTFT_MS": str(config.sim_ttft_ms),
-               "EAVES_SIM_TOKENS_PER_S": "400"}
+               "EAVES_SIM_TOKENS_PER_S": "400", "EAVES_SIM_ECHO_TENANT": "1"}
         running = stack.enter_context(running_stack(data_dir, env=env, edge_workers=config.edge_workers,
                                                     origin_workers=config.origin_workers,
                                                     edge_args=["--runtime", config.runtime]))
@@ -223,19 +269,43 @@ def run(config: LoadTestConfig) -> LoadTestResult:
 
 
 def format_table(result: LoadTestResult) -> str:
-    lines = [f"| {'route':<22} | {'requests':>8} | {'failures':>8} | {'p50 ms':>7} | {'p95 ms':>7} | {'p99 ms':>7} | "
-             f"{'req/s':>7} |",
-             f"|{'-' * 24}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|"]
+    lines = [f"| {'label: route':<32} | {'requests':>8} | {'failures':>8} | {'p50 ms':>7} | {'p95 ms':>7} | "
+             f"{'p99 ms':>7} | {'req/s':>7} |",
+             f"|{'-' * 34}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|"]
     rows = list(result.rows) + ([result.total] if result.total else [])
     for row in rows:
         name = "all" if row.name == "Aggregated" else row.name
-        lines.append(f"| {name:<22} | {row.requests:>8} | {row.failures:>8} | {row.p50_ms:>7.0f} | "
+        lines.append(f"| {name:<32} | {row.requests:>8} | {row.failures:>8} | {row.p50_ms:>7.0f} | "
                      f"{row.p95_ms:>7.0f} | {row.p99_ms:>7.0f} | {row.rps:>7.1f} |")
     lines.append(f"hit ratio (hit+stale)/(hit+stale+miss): {result.hit_ratio:.1%}; origin calls saved (hit, stale, "
                  f"edge, blocked): {result.origin_calls_saved}; intended refusals (401, 429) count as successes")
     if result.edge_metrics:
         routes = ", ".join(f"{k}={v:,.0f}" for k, v in sorted(result.edge_metrics.items()) if v)
         lines.append(f"edge /metrics over the run: {routes}")
+    lines.append("")
+    lines.append(f"| {'label':<15} | {'requests':>8} | {'hit ratio':>9} | {'served across users':>19} | "
+                 f"{'answers naming user':>19} | {'max age s':>9} | {'max lifetime s':>20} |")
+    lines.append(f"|{'-' * 17}|{'-' * 10}|{'-' * 11}|{'-' * 21}|{'-' * 21}|{'-' * 11}|{'-' * 22}|")
+    for label, figures in result.labels_report().items():
+        ratio = "-" if figures["hit_ratio"] is None else f"{figures['hit_ratio']:.1%}"
+        answered = figures.get("answered", 0)
+        named = f"{figures.get('named', 0) / answered:.0%}" if answered else "-"
+        lifetime = str(figures.get("max_lifetime_s", 0))
+        if figures.get("kv_without_lifetime"):
+            lifetime += f" ({figures['kv_without_lifetime']} undeclared)"
+        lines.append(f"| {label:<15} | {figures['requests']:>8} | {ratio:>9} | {figures.get('crossed', 0):>19} | "
+                     f"{named:>19} | {figures.get('max_age_s', 0):>9} | {lifetime:>20} |")
+    lines.append(f"answers served across users: {result.served_across_users} (must be 0; detected by the end user the "
+                 "simulator names in each answer)")
+    for figures in result.labels_report().values():
+        for example in figures.get("crossed_examples", []):
+            lines.append(f"  {example}")
+    if result.checks.labels and not any(c.named for c in result.checks.labels.values()):
+        lines.append("  (no answer named an end user: the origin was not told who asked, so crossings could not be "
+                     "seen; a stack whose edge forwards the end user and whose simulator echoes it can)")
+    blocked = {label: routes["blocked"] for label, routes in result.by_label.items() if routes.get("blocked")}
+    if blocked:
+        lines.append("benign questions blocked by the policy: " + ", ".join(f"{k} {v}" for k, v in blocked.items()))
     lines.append(f"unexpected failures: {result.unexpected_failures}")
     for failure in result.failures[:10]:
         lines.append(f"  {failure['occurrences']}x {failure['name']}: {failure['error']}")

@@ -1,4 +1,6 @@
-"""`eaves loadtest`: locust scenarios, headless and bounded, against the edge; a table per route."""
+"""`eaves loadtest`: locust scenarios, headless and bounded, against the edge; tables per route and per label.
+
+Exits 1 on any unexpected failure and on any answer served across users."""
 
 from __future__ import annotations
 
@@ -62,4 +64,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"eaves loadtest: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result.as_dict()) if args.json else format_table(result))
-    return 1 if result.unexpected_failures else 0
+    return 1 if result.unexpected_failures or result.served_across_users else 0
