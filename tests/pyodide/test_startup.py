@@ -24,7 +24,9 @@ def test_startup_measure_reports_import_and_first_request_cpu(capsys: pytest.Cap
     assert figures["pyodide"] == "0.28.2"
     assert figures["import_cpu_ms"] > 0 and figures["intent_load_cpu_ms"] > 0
     for name in ("first_request", "second_request", "third_request"):
-        assert figures[name]["outcome"] == "200 edge" and figures[name]["cpu_ms"] > 0
+        # CPU is printed to 0.1 ms: a warm request may round to 0, the first (cold) one never does.
+        assert figures[name]["outcome"] == "200 edge" and figures[name]["cpu_ms"] >= 0
+    assert figures["first_request"]["cpu_ms"] > 0
     with capsys.disabled():
         print(f"\nstartup ({figures['clock']} CPU, Node {figures['node']}): import {figures['import_cpu_ms']} ms "
               f"(model and policy {figures['intent_load_cpu_ms']} ms of it), "
