@@ -16,7 +16,7 @@ shared key and, when that is empty and the end user is known, that user's own ke
 end user can build, so it can never be read by another user or by an anonymous caller; the shared key is
 only ever written for requests the current policy routes as shared (its version is in the key). Every
 chat response says the decision in ``x-edge-scope`` and ``Cache-Control`` (``max-age`` of the answer's
-freshness lifetime, ``private`` for user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says
+freshness lifetime with its ``stale-while-revalidate`` and ``stale-if-error`` windows, ``private`` for user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says
 how much of it has passed).
 
 Who may overwrite. ``Cache-Control: no-cache`` (and ``max-age`` past the entry's age) only skips the
@@ -242,7 +242,8 @@ class EdgeApp:
         # at its end, after these headers: its answer is kept unless it ends incomplete.
         refused = upstream.headers.get("x-eaves-writeback", "").startswith("refused")
         if store_key is not None and route.ttl_s and upstream.status == 200 and not refused:
-            headers += self._scope_headers(key_scope(store_key), route.ttl_s)
+            keep = route.stale_if_error_s if route.stale_if_error_s is not None else settings.stale_if_error_s
+            headers += self._scope_headers(key_scope(store_key), route.ttl_s, route.stale_s, keep)
         if joined:
             headers.append(("x-edge-coalesced", "1"))
         content_type = upstream.headers.get("content-type", "application/json")
@@ -289,10 +290,16 @@ class EdgeApp:
         return None
 
     @staticmethod
-    def _scope_headers(scope: str, lifetime_s: int) -> list[tuple[str, str]]:
+    def _scope_headers(scope: str, lifetime_s: int, stale_s: int = 0, keep_s: int = 0) -> list[tuple[str, str]]:
         # No "public": the request carried credentials, so shared proxies keep out (RFC 9111 §3.5) and
-        # only the asker's own cache may keep it; "private" also says so for a user's own answer.
+        # only the asker's own cache may keep it; "private" also says so for a user's own answer. The stale
+        # windows are declared too (RFC 5861), so whoever reads the header sees how long the answer may be
+        # served: stale-while-revalidate past max-age, stale-if-error past it when the origin fails.
         control = f"private, max-age={lifetime_s}" if scope == "user" else f"max-age={lifetime_s}"
+        if stale_s > 0:
+            control += f", stale-while-revalidate={stale_s}"
+        if keep_s > 0:
+            control += f", stale-if-error={keep_s}"
         return [(wire.SCOPE_HEADER, scope), ("cache-control", control)]
 
     def _from_cache(self, key: str, cached: wire.CachedAnswer, route: str, now: float,
@@ -305,7 +312,8 @@ class EdgeApp:
         lifetime = max(0, round(cached.fresh_until - cached.created))
         headers = [(wire.ROUTE_HEADER, route), (wire.INTENT_HEADER, cached.intent),
                    ("age", str(max(0, int(now - cached.created)))), *limit_headers,
-                   *self._scope_headers(key_scope(key), lifetime)]
+                   *self._scope_headers(key_scope(key), lifetime, round(cached.stale_until - cached.fresh_until),
+                                        round(cached.keep_until - cached.fresh_until))]
         if stream:  # a stored answer replayed as the stream the client asked for
             try:
                 replayed = streaming.replay(cached.body)

@@ -23,6 +23,9 @@ from tests.tokens import mint
 from tests.world import World, body_of, make_world
 
 TTL, STALE = 600, 120
+ONE_DAY = 86_400  # EAVES_STALE_IF_ERROR_S's default (README: "default one day")
+# What a cacheable answer declares: its freshness, then its stale windows (RFC 5861).
+WINDOWS = f"max-age={TTL}, stale-while-revalidate={STALE}, stale-if-error={ONE_DAY}"
 SECRET = "jwt-secret-for-tests-0123456789abcdef"
 
 
@@ -347,14 +350,14 @@ class TestWhoMayOverwrite:
 
 class TestSayingTheDecision:
     async def test_miss_and_hit_carry_max_age_and_age(self) -> None:
-        """A cacheable miss says max-age=<ttl>; a hit says the same lifetime and its Age, so the remaining
-        lifetime is max-age minus Age (RFC 9111 §4.2.3)."""
+        """A cacheable miss says max-age=<ttl> with its stale windows; a hit says the same and its Age, so the
+        remaining lifetime is max-age minus Age (RFC 9111 §4.2.3)."""
         world, _ = await world_with()
         miss = await world.chat("q")
-        assert miss.header("x-edge-scope") == "shared" and miss.header("cache-control") == f"max-age={TTL}"
+        assert miss.header("x-edge-scope") == "shared" and miss.header("cache-control") == WINDOWS
         world.clock.advance(100)
         hit = await world.chat("q")
-        assert hit.header("cache-control") == f"max-age={TTL}" and hit.header("age") in ("99", "100")
+        assert hit.header("cache-control") == WINDOWS and hit.header("age") in ("99", "100")
         assert hit.header("x-edge-scope") == "shared"
 
     async def test_user_scope_is_private(self) -> None:
@@ -363,7 +366,7 @@ class TestSayingTheDecision:
         for route in ("miss", "hit"):
             response = await world.chat(body=ask("mine", user="alice"))
             assert response.header("x-edge-route") == route
-            assert response.header("cache-control") == f"private, max-age={TTL}"
+            assert response.header("cache-control") == f"private, {WINDOWS}"
             assert response.header("x-edge-scope") == "user"
 
     async def test_stale_hit_says_its_age(self) -> None:
@@ -372,7 +375,7 @@ class TestSayingTheDecision:
         await world.chat("q")
         world.clock.advance(TTL + 5)
         stale = await world.chat("q")
-        assert stale.header("x-edge-route") == "stale" and stale.header("cache-control") == f"max-age={TTL}"
+        assert stale.header("x-edge-route") == "stale" and stale.header("cache-control") == WINDOWS
         assert int(stale.header("age") or 0) > TTL
 
     async def test_nothing_kept_says_no_store(self) -> None:

@@ -66,7 +66,8 @@ async def test_miss_goes_to_the_origin_signed_then_a_stored_answer_is_a_hit(serv
     assert forwarded["headers"][wire.TENANT_HEADER] == "acme"
     assert wire.CACHE_KEY_HEADER in forwarded["headers"] and "x-eaves-signature" in forwarded["headers"]
     assert response.headers.get("x-edge-scope") == "shared"
-    assert response.headers.get("cache-control") == "max-age=3600"  # the default policy's TTL
+    # The default policy's TTL and stale window (an hour, 300 s), then the edge's one-day stale-if-error.
+    assert response.headers.get("cache-control") == "max-age=3600, stale-while-revalidate=300, stale-if-error=86400"
 
     app = edge.entry._edge
     assert app is not None
@@ -80,7 +81,8 @@ async def test_miss_goes_to_the_origin_signed_then_a_stored_answer_is_a_hit(serv
     hit, body = await call(env, chat(key, "How do I cook rice?\n"))
     assert hit.status == 200 and hit.headers.get("x-edge-route") == "hit"
     assert body.encode() == stored.body
-    assert hit.headers.get("x-edge-scope") == "shared" and hit.headers.get("cache-control") == "max-age=600"
+    assert hit.headers.get("x-edge-scope") == "shared" and hit.headers.get("cache-control") == (
+        "max-age=600, stale-while-revalidate=300, stale-if-error=3000")  # the stored entry's own deadlines
     assert "auth;dur=" in hit.headers.get("server-timing")
 
     streamed, events = await call(env, chat(key, "How do I cook rice?", stream=True))
