@@ -16,8 +16,8 @@ shared key and, when that is empty and the end user is known, that user's own ke
 end user can build, so it can never be read by another user or by an anonymous caller; the shared key is
 only ever written for requests the current policy routes as shared (its version is in the key). Every
 chat response says the decision in ``x-edge-scope`` and ``Cache-Control`` (``max-age`` of the answer's
-freshness lifetime with its ``stale-while-revalidate`` and ``stale-if-error`` windows, ``private`` for user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says
-how much of it has passed).
+freshness lifetime with its ``stale-while-revalidate`` and ``stale-if-error`` windows, ``private`` for
+user scope, ``no-store`` when nothing is kept; on a hit ``Age`` says how much of it has passed).
 
 Who may overwrite. ``Cache-Control: no-cache`` (and ``max-age`` past the entry's age) only skips the
 read: the fresh answer is written under the key of this exact request (every field that can change the
