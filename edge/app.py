@@ -111,27 +111,22 @@ class EdgeApp:
         request_id = wire.clean_request_id(request.headers.get(wire.REQUEST_ID_HEADER)) or os.urandom(8).hex()
         try:
             if request.path == CHAT_PATH:
-                if request.method != "POST":
-                    raise errors.MethodNotAllowed(f"{CHAT_PATH} accepts POST only", headers=[("allow", "POST")])
+                _only("POST", request, CHAT_PATH)
                 response = await self._chat(request, request_id, timing)
                 if response.status == 200 and response.content_type.startswith(sse.MEDIA_TYPE):
                     response.body = streaming.shape_usage(response.body, _wants_usage(request.body))
             elif request.path == responses.PATH:
-                if request.method != "POST":
-                    raise errors.MethodNotAllowed(f"{responses.PATH} accepts POST only")
+                _only("POST", request, responses.PATH)
                 call = responses.ResponsesCall()  # the same pipeline, spoken as the Responses API
                 response = call.adapt(await self._chat(request, request_id, timing, translate=call.translate))
             elif models.is_models_path(request.path):
-                if request.method != "GET":
-                    raise errors.MethodNotAllowed(f"{models.PATH} accepts GET only")
+                _only("GET", request, models.PATH)
                 principal = await self.auth.authenticate(request.headers)
                 limit_headers = await self._rate_limit(principal)
                 response = await self.models.serve(request.path, self._fetch_models)
                 response.headers += limit_headers
             elif request.path.startswith(jobs.JOBS_PATH):
-                if request.method != "GET":
-                    raise errors.MethodNotAllowed(f"{jobs.JOBS_PATH}{{id}} accepts GET only",
-                                                  headers=[("allow", "GET")])
+                _only("GET", request, f"{jobs.JOBS_PATH}{{id}}")
                 principal = await self.auth.authenticate(request.headers)
                 limit_headers = await self._rate_limit(principal, "jobs")
                 response = await jobs.job_status(self.kv, principal.tenant, request.path)
@@ -145,7 +140,7 @@ class EdgeApp:
             response = exc.to_response()
             if isinstance(exc, errors.Blocked):
                 response.headers.append((wire.ROUTE_HEADER, "blocked"))
-        if request.path == CHAT_PATH and response.header(wire.SCOPE_HEADER) is None:
+        if request.path in (CHAT_PATH, responses.PATH) and response.header(wire.SCOPE_HEADER) is None:
             # Errors, canned and uncached answers: nothing was kept for anyone.
             response.headers += [(wire.SCOPE_HEADER, "none"), ("cache-control", "no-store")]
         route = response.header(wire.ROUTE_HEADER)
@@ -453,6 +448,12 @@ class EdgeApp:
             self.stats["refresh_failed"] += 1  # the stale entry stays; the next stale hit tries again
         finally:
             self._refreshing.discard(key)
+
+
+def _only(method: str, request: EdgeRequest, where: str) -> None:
+    """Every route refuses another method the same way: 405 with ``Allow`` (RFC 9110 §15.5.6)."""
+    if request.method != method:
+        raise errors.MethodNotAllowed(f"{where} accepts {method} only", headers=[("allow", method)])
 
 
 def _wants_usage(body: bytes) -> bool:

@@ -221,6 +221,25 @@ class TestProtocol:
         response = await rig.send(await rig.key("acme"), method="DELETE", path="/v1/jobs/job_" + "0" * 32)
         assert refusal(response, 405) and response.header("allow") == "GET"
 
+    @pytest.mark.parametrize(("method", "path", "allowed"), [
+        ("GET", "/v1/chat/completions", "POST"), ("PUT", "/v1/responses", "POST"),
+        ("POST", "/v1/models", "GET"), ("DELETE", "/v1/models/eaves-default", "GET"),
+        ("POST", "/v1/jobs/job_" + "0" * 32, "GET"),
+    ])
+    async def test_every_route_names_its_method(self, method: str, path: str, allowed: str) -> None:
+        """Each route's 405 carries Allow, whichever API it belongs to."""
+        rig = Rig()
+        response = await rig.send(await rig.key("acme"), method=method, path=path)
+        assert refusal(response, 405) and response.header("allow") == allowed
+
+    @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+    async def test_refusals_of_either_api_say_nothing_was_kept(self, path: str) -> None:
+        """An error from either chat pipeline says scope none and no-store, so no client or proxy keeps it."""
+        rig = Rig()
+        response = await rig.send(await rig.key("acme"), raw=b"{not json", path=path)
+        assert refusal(response, 400)
+        assert response.header("x-edge-scope") == "none" and response.header("cache-control") == "no-store"
+
     async def test_unauthenticated_callers_learn_nothing_about_limits(self) -> None:
         """Without valid credentials an oversized or mistyped body is a 401, never a 413 or 415."""
         rig = Rig(max_body_bytes=100)
