@@ -200,7 +200,7 @@ class EdgeApp:
                         return served
 
         intent = self.classifier.classify(chat.prompt)
-        route = self.policy.route(intent)
+        route = self.policy.route(intent, chat.prompt)
         timing.mark("classify")
         if route.action == "block":
             raise errors.Blocked(f"this request was refused by the edge's policy ({route.reason or intent.label})",

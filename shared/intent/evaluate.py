@@ -121,7 +121,7 @@ def route_report(classifier: IntentClassifier, policy: RoutePolicy, examples: Se
     labels: dict[str, Any] = {}
     for ex, intent in found:
         label = str(ex.decision)
-        route = policy.route(intent)
+        route = policy.route(intent, ex.text)
         entry = labels.setdefault(label, {"n": 0, "routes": {}, "decided": {}, "second_user_from_edge": 0,
                                           "crosses_users": 0})
         entry["n"] += 1

@@ -21,6 +21,12 @@
     action = "cache"
     ttl_s = 86400
 
+    [freshness]                    # a prompt that says "now" in words: never kept longer than this,
+    cues = ["now", "today", "right now"]   # whatever the rules above chose (only ever stricter)
+    action = "cache"
+    scope = "user"
+    ttl_s = 60
+
     [intents.weather]              # per-route origin budget and error window
     action = "cache"
     ttl_s = 300
@@ -32,6 +38,11 @@ Actions: ``block`` (refuse), ``edge`` (answer with ``answer``), ``cache`` (``ttl
 in the background). ``min_confidence`` on a rule makes it apply only when the model is that sure (for a
 decision rule, sure of the decision); below it the next rule in line applies: intent, decision, domain,
 ``[default]``.
+
+``[freshness]`` is checked last: when the rules chose a ``cache`` route and the prompt contains one of its
+``cues`` (whole words or phrases, any case; ``shared.intent.freshness``), its own route applies instead, if
+that keeps the answer for less time or for fewer people. It may not make a route looser, so it must be an
+``origin`` rule or a ``cache`` rule.
 
 Optional keys per rule:
 
@@ -52,17 +63,19 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from shared.intent.freshness import NowCues
 from shared.intent.routing import ACTIONS, DECISIONS, SCOPES, Action, Intent, Route, Scope
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
                         "timeout_s", "scope"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
-_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions"})
+_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness"})
+_SCOPE_WIDTH = {"none": 0, "user": 1, "shared": 2}
 
 
 class PolicyError(ValueError):
@@ -151,6 +164,7 @@ class TomlPolicy:
         if unknown_decisions:
             raise PolicyError(f"{source}: unknown decision(s) {unknown_decisions}; the model decides one of "
                               f"{list(DECISIONS)}")
+        self.cues, self.fresh = self._freshness(data.get("freshness"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         name = data.get("version", "policy")
         if not isinstance(name, str):
@@ -164,16 +178,57 @@ class TomlPolicy:
         return {name: _rule(f"{self.source} [{key}.{name}]", raw, f"{kind} {name}")
                 for name, raw in table.items()}
 
-    def route(self, intent: Intent) -> Route:
+    def _freshness(self, raw: Any) -> tuple[NowCues, Route | None]:
+        where = f"{self.source} [freshness]"
+        if raw is None:
+            return NowCues(()), None
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: expected a table with cues and a rule")
+        cues = raw.get("cues")
+        if not isinstance(cues, list) or not cues or not all(isinstance(c, str) for c in cues):
+            raise PolicyError(f"{where}: cues must be a non-empty list of words or phrases")
+        try:
+            finder = NowCues(cues)
+        except ValueError as exc:
+            raise PolicyError(f"{where}: {exc}") from exc
+        rule = _rule(where, {k: v for k, v in raw.items() if k != "cues"}, "freshness")
+        if rule.route.action not in ("cache", "origin"):
+            raise PolicyError(f"{where}: action must be \"cache\" or \"origin\" (it only makes a route "
+                              f"stricter), not {rule.route.action!r}")
+        if rule.min_confidence:
+            raise PolicyError(f"{where}: min_confidence has no meaning here (the cues decide)")
+        return finder, rule.route
+
+    def route(self, intent: Intent, text: str = "") -> Route:
         # An intent rule is the most specific (a canned answer for one intent); then what the prompt asks
         # of the cache (the decision head); then the intent's domain; then the default.
+        chosen = self.default.route
         candidates = ((self.intents.get(intent.label), intent.confidence),
                       (self.decisions.get(intent.decision), intent.decision_confidence),
                       (self.domains.get(intent.domain), intent.confidence))
         for rule, confidence in candidates:
             if rule is not None and confidence >= rule.min_confidence:
-                return rule.route
-        return self.default.route
+                chosen = rule.route
+                break
+        if self.fresh is not None and chosen.action == "cache" and self._looser(chosen, self.fresh):
+            cue = self.cues.find(text)
+            if cue is not None:
+                return replace(self.fresh, reason=f"{chosen.reason}; freshness cue {cue!r}")
+        return chosen
+
+    @staticmethod
+    def _looser(chosen: Route, fresh: Route) -> bool:
+        """Whether ``chosen`` keeps an answer longer, or for more people, than ``fresh`` would."""
+        if fresh.action == "origin":
+            return True
+        # stale_if_error_s None means the edge's setting (a day by default): longer than any number here.
+        never = math.inf
+        kept = ((chosen.ttl_s or 0) + chosen.stale_s,
+                never if chosen.stale_if_error_s is None else chosen.stale_if_error_s)
+        limit = ((fresh.ttl_s or 0) + fresh.stale_s,
+                 never if fresh.stale_if_error_s is None else fresh.stale_if_error_s)
+        wider = _SCOPE_WIDTH[chosen.scope] > _SCOPE_WIDTH[fresh.scope]
+        return kept[0] > limit[0] or kept[1] > limit[1] or wider
 
 
 def load_policy_file(path: str | Path | None = None) -> TomlPolicy:

@@ -53,7 +53,10 @@ class RoutePolicy(Protocol):
     @property
     def version(self) -> str: ...
 
-    def route(self, intent: Intent) -> Route: ...
+    def route(self, intent: Intent, text: str = "") -> Route:
+        """What to do with a prompt the classifier read as ``intent``; ``text`` is the prompt itself, for
+        rules that read its words (``[freshness]``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class CacheEverything:
     stale_s: int = 300
     version: str = "cache-all-1"
 
-    def route(self, intent: Intent) -> Route:
+    def route(self, intent: Intent, text: str = "") -> Route:
         return Route("cache", ttl_s=self.ttl_s, stale_s=self.stale_s, reason="default policy")
 
 

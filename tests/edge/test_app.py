@@ -209,7 +209,7 @@ class OneRoute:
     route_: Route
     version: str = "one-1"
 
-    def route(self, intent: Intent) -> Route:
+    def route(self, intent: Intent, text: str = "") -> Route:
         return self.route_
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from edge.jwt import JwtConfig, JwtKey
 from edge.memory import TaskBackground
 from origin.generators.base import GenerationError, GenerationRequest, Piece
+from shared.intent import load_policy
 from shared.intent.routing import Intent, Route
 from tests.tokens import mint
 from tests.world import World, body_of, make_world
@@ -36,7 +37,7 @@ class ScopePolicy:
     scope: str = "shared"
     version: str = "scope-policy-1"
 
-    def route(self, intent: Intent) -> Route:
+    def route(self, intent: Intent, text: str = "") -> Route:
         return Route("cache", ttl_s=TTL, stale_s=STALE, scope=self.scope)  # type: ignore[arg-type]
 
 
@@ -213,6 +214,35 @@ class TestScopes:
         await world.chat(body=ask("my orders", user="alice"))
         [key] = await world.answer_keys()
         assert key.startswith("ans/acme/u/") and "alice" not in key
+
+
+@dataclass
+class ReadsEverythingShared:
+    """A decision head that reads every prompt as shareable: what the [freshness] backstop is for."""
+
+    version: str = "reads-shared-1"
+
+    def classify(self, text: str) -> Intent:
+        return Intent("oos", "oos", 0.9, "shared", 0.9)
+
+
+class TestFreshnessBackstop:
+    async def test_a_prompt_about_now_read_as_shared_is_kept_a_minute_for_its_asker_only(self) -> None:
+        """The shipped policy's [freshness] cues: even when the model reads "today" as shareable, the
+        answer is kept per user for at most 60 s, says so, and another user gets a fresh generation."""
+        world = await make_world(classifier=ReadsEverythingShared(), policy=load_policy())
+        personal = Personal()
+        world.origin.generator = personal
+        prompt = "Is the Lisbon ferry running today?"
+        alice = await world.chat(body=ask(prompt, user="alice"))
+        assert alice.header("x-edge-scope") == "user"
+        assert alice.header("cache-control") == "private, max-age=60"
+        assert (await world.chat(body=ask(prompt, user="alice"))).header("x-edge-route") == "hit"
+        bob = await world.chat(body=ask(prompt, user="bob"))
+        assert bob.header("x-edge-route") == "miss" and answer(bob)["user"] == "bob"
+        faq = await world.chat(body=ask("How do I reset my password?", user="alice"))
+        assert faq.header("x-edge-scope") == "shared" and "max-age=3600" in faq.header("cache-control")
+        assert personal.generations == 3
 
 
 class TestEndUser:

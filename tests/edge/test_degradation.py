@@ -28,7 +28,7 @@ class Policy:
     answer: str | None = None
     version: str = "test-policy-1"
 
-    def route(self, intent: Intent) -> Route:
+    def route(self, intent: Intent, text: str = "") -> Route:
         return Route("cache", ttl_s=TTL, stale_s=STALE, stale_if_error_s=KEEP, answer=self.answer)
 
 

@@ -59,7 +59,7 @@ class Cached:
     def __init__(self, version: str, ttl_s: int = 600, stale_s: int = 600) -> None:
         self.version, self.ttl_s, self.stale_s = version, ttl_s, stale_s
 
-    def route(self, intent: Intent) -> Route:
+    def route(self, intent: Intent, text: str = "") -> Route:
         return Route("cache", ttl_s=self.ttl_s, stale_s=self.stale_s)
 
 

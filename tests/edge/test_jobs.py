@@ -17,7 +17,7 @@ from tests.helpers import Rig, make_rig, read_body
 class AsyncPolicy:
     version: str = "async-1"
 
-    def route(self, intent: Intent) -> Route:
+    def route(self, intent: Intent, text: str = "") -> Route:
         return Route("async", ttl_s=600, reason="test")
 
 

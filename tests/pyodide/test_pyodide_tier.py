@@ -39,6 +39,7 @@ PYODIDE_TEST_PATHS = [
     "tests/shared/test_wire.py",
     "tests/shared/test_kv.py",
     "tests/shared/intent/test_intent_policy.py",
+    "tests/shared/intent/test_intent_freshness.py",
     "tests/shared/intent/test_intent_classifier.py",
     "tests/shared/intent/test_intent_featurise.py",
     "tests/shared/onnx_lite",
