@@ -59,6 +59,10 @@ def register(sub: Any) -> None:
                        help="add prompt-injection and abuse examples (bastioncorpus + the shipped seed list) "
                        "as labels in the 'abuse' domain, and ordinary support questions as out-of-scope")
     train.add_argument("--dim", type=int, default=96, help="embedding size (default: %(default)s)")
+    train.add_argument("--hidden", type=int, default=0, metavar="H",
+                       help="width of a ReLU layer between the pooled embedding and the heads (default: none)")
+    train.add_argument("--hidden-heads", choices=["decision", "both"], default="decision",
+                       help="which heads read the hidden layer (default: %(default)s)")
     train.add_argument("--buckets", type=int, default=19000, help="hash buckets (default: %(default)s)")
     train.add_argument("--char-min", type=int, default=3, help="default: %(default)s")
     train.add_argument("--char-max", type=int, default=4, help="default: %(default)s")

@@ -1,15 +1,22 @@
 """Train the intent model with numpy alone and export it as one ``.onnx`` file.
 
-The model is a bag of hashed n-grams (see ``featurise``): their embedding rows are averaged, then one
-dense layer and a softmax give a probability per label. It is trained with Adam on sparse rows,
+The model is a bag of hashed n-grams (see ``featurise``): their embedding rows are averaged, then (with
+``hidden``) a dense layer with a ReLU, then one dense layer and a softmax per head give a probability per
+label. It is trained with Adam on sparse rows,
 feature dropout and a decaying learning rate, all from one seed, so the same data and settings give the
 same file. Out-of-scope text is a label of its own (``oos``) and, in addition, any prediction whose
 probability falls below a threshold tuned on the validation split becomes ``oos``.
 
 The exported graph uses standard ONNX operators only:
 
-    ids:int64[n] ─Gather(embedding:int8[V,D])─Cast(float)─ReduceMean(axis 0)─Mul(scale)
-                 ─Gemm(weight[C,D], bias[C], transB)─Softmax─► probs:float[1,C]
+    ids:int64[n] ─Gather(embedding:int8[V,D])─Cast(float)─ReduceMean(axis 0)─Mul(scale)─► pooled
+    [hidden]  pooled ─Gemm(hidden_weight[H,D], hidden_bias[H], transB)─Relu─► hidden
+    pooled or hidden ─Gemm(weight[C,·], bias[C], transB)─Softmax─► probs:float[1,C]
+    pooled or hidden ─Gemm(decision_weight[K,·], decision_bias[K], transB)─Softmax─► decision_probs:float[1,K]
+
+Why the hidden layer: averaged n-grams into a linear softmax cannot say "how do I ... my X" (a FAQ, shared)
+apart from "what's my X" (personal): "my" pushes one way whatever surrounds it. A ReLU layer lets the
+decision read combinations. ``hidden_heads`` says which heads read it ("decision" or "both").
 
 The embedding is stored as int8 with one scale (a quarter of float32's size) and everything a runtime
 needs to use the file (labels, domains, featuriser settings, threshold) is in its metadata.
@@ -54,6 +61,8 @@ class TrainSettings:
     average_from: float = 0.5  # average the weights of every epoch from this share of training on (SWA)
     oos_recall: float = 0.5  # the threshold is the lowest that reaches this out-of-scope recall on validation
     decision_weight: float = 1.0  # the decision head's share of the loss, beside the intent head's
+    hidden: int = 0  # width of the ReLU layer between the pooled embedding and the heads (0: none)
+    hidden_heads: str = "decision"  # which heads read the hidden layer: "decision" or "both"
     featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
 
 
@@ -71,6 +80,16 @@ class Trained:
     d_weight: Array = None  # float32 [K, D]
     d_bias: Array = None  # float32 [K]
     floors: dict[str, float] = field(default_factory=dict)  # see shared.intent.classifier.decide
+    h_weight: Array = None  # float32 [H, D]: the hidden layer, None without one
+    h_bias: Array = None  # float32 [H]
+
+    def intent_reads_hidden(self) -> bool:
+        return self.h_weight is not None and self.settings.hidden_heads == "both"
+
+
+def _relu_layer(pooled: Array, h_weight: Array, h_bias: Array) -> tuple[Array, Array]:
+    pre = pooled @ h_weight.T + h_bias
+    return np.maximum(pre, 0.0), pre
 
 
 class _Bags:
@@ -153,13 +172,24 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     yd = np.asarray([d_index.get(ex.decision or "", 0) for ex in examples], dtype=np.int64)
     yd_mask = np.asarray([bool(ex.decision) for ex in examples], dtype=np.float32)
     v, d, c = fs.buckets, settings.dim, len(labels)
+    if settings.hidden_heads not in ("decision", "both"):
+        raise ValueError(f"hidden_heads must be 'decision' or 'both', not {settings.hidden_heads!r}")
+    # Without a decision head, a layer only the decision head would read is left out.
+    h = settings.hidden if decisions or settings.hidden_heads == "both" else 0
+    d_in = h or d  # what the decision head reads
+    c_in = h if h and settings.hidden_heads == "both" else d  # what the intent head reads
     emb = (rng.standard_normal((v, d)) * 0.1).astype(np.float32)
-    weight = (rng.standard_normal((c, d)) / np.sqrt(d)).astype(np.float32)
+    weight = (rng.standard_normal((c, c_in)) / np.sqrt(c_in)).astype(np.float32)
     bias = np.zeros(c, dtype=np.float32)
-    d_weight = (rng.standard_normal((max(len(decisions), 1), d)) / np.sqrt(d)).astype(np.float32)
+    d_weight = (rng.standard_normal((max(len(decisions), 1), d_in)) / np.sqrt(d_in)).astype(np.float32)
     d_bias = np.zeros(max(len(decisions), 1), dtype=np.float32)
     m_e, v_e = np.zeros_like(emb), np.zeros_like(emb)
     dense = [weight, bias, d_weight, d_bias]
+    if h:
+        # He initialisation for the ReLU layer. Drawn after the heads, so a model without it draws the
+        # same numbers as before.
+        dense += [(rng.standard_normal((h, d)) * np.sqrt(2.0 / d)).astype(np.float32),
+                  np.zeros(h, dtype=np.float32)]
     m_d = [np.zeros_like(p) for p in dense]
     v_d = [np.zeros_like(p) for p in dense]
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -183,11 +213,21 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
                 # dropped, which regularises more than renormalising over the kept n-grams did.
                 keep = (rng.random(len(ids)) >= settings.dropout).astype(np.float32) / (1 - settings.dropout)
             pooled, weights = _pool(emb, ids, owner, len(rows), keep)
-            grad = _softmax_grad(pooled @ weight.T + bias, y[rows], y_mask[rows], settings.smoothing, 1.0)
-            d_grad = _softmax_grad(pooled @ d_weight.T + d_bias, yd[rows], yd_mask[rows], 0.0,
+            if h:
+                hidden, pre = _relu_layer(pooled, dense[4], dense[5])
+            x_i = hidden if c_in == h and h else pooled
+            x_d = hidden if h else pooled
+            grad = _softmax_grad(x_i @ weight.T + bias, y[rows], y_mask[rows], settings.smoothing, 1.0)
+            d_grad = _softmax_grad(x_d @ d_weight.T + d_bias, yd[rows], yd_mask[rows], 0.0,
                                    settings.decision_weight if decisions else 0.0)
-            grads = [grad.T @ pooled, grad.sum(axis=0), d_grad.T @ pooled, d_grad.sum(axis=0)]
-            g_pooled = grad @ weight + d_grad @ d_weight
+            grads = [grad.T @ x_i, grad.sum(axis=0), d_grad.T @ x_d, d_grad.sum(axis=0)]
+            if h:
+                g_hidden = d_grad @ d_weight + (grad @ weight if x_i is hidden else 0.0)
+                g_pre = g_hidden * (pre > 0)
+                grads += [g_pre.T @ pooled, g_pre.sum(axis=0)]
+                g_pooled = g_pre @ dense[4] + (grad @ weight if x_i is pooled else 0.0)
+            else:
+                g_pooled = grad @ weight + d_grad @ d_weight
             correction1, correction2 = 1 - b1 ** step, 1 - b2 ** step
             for p, g, m, s in zip(dense, grads, m_d, v_d, strict=True):
                 m *= b1
@@ -208,9 +248,11 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             averaged += 1
         log(f"epoch {epoch + 1}/{settings.epochs} done in {time.perf_counter() - started:.0f} s")
     averages: list[Array] = [(total / averaged).astype(np.float32) for total in sums]
-    emb, weight, bias, d_weight, d_bias = averages
+    emb, weight, bias, d_weight, d_bias = averages[:5]
     domains = label_domains(labels, examples, domain_map or {})
     trained = Trained(labels, domains, emb, weight, bias, settings)
+    if h:
+        trained.h_weight, trained.h_bias = averages[5], averages[6]
     if decisions:
         trained.decisions, trained.d_weight, trained.d_bias = decisions, d_weight, d_bias
     return trained
@@ -235,10 +277,12 @@ def _forward(model: Trained, texts: Sequence[str]) -> tuple[Array, Array]:
         rows = np.arange(start, min(len(texts), start + 1024))
         ids, owner = bags.batch(rows)
         pooled, _ = _pool(table, ids, owner, len(rows))
+        hidden = pooled if model.h_weight is None else _relu_layer(pooled, model.h_weight, model.h_bias)[0]
         for head, bias, sink in ((model.weight, model.bias, out), (model.d_weight, model.d_bias, d_out)):
             if head is None or (sink is d_out and not k):
                 continue
-            logits = pooled @ head.T + bias
+            x = hidden if (sink is d_out or model.intent_reads_hidden()) else pooled
+            logits = x @ head.T + bias
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             sink.append(probs / probs.sum(axis=1, keepdims=True))
     intents = np.concatenate(out) if out else np.zeros((0, len(model.labels)), dtype=np.float32)
@@ -346,7 +390,17 @@ def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | No
         helper.make_node("Cast", ["rows"], ["rows_f"], to=TensorProto.FLOAT, name="to_float"),
         helper.make_node("ReduceMean", ["rows_f"], ["mean_q"], axes=[0], keepdims=1, name="mean"),
         helper.make_node("Mul", ["mean_q", "embedding_scale"], ["pooled"], name="dequantise"),
-        helper.make_node("Gemm", ["pooled", "weight", "bias"], ["logits"], transB=1, name="dense"),
+    ]
+    if model.h_weight is not None:
+        inits += [numpy_helper.from_array(model.h_weight.astype(np.float32), "hidden_weight"),
+                  numpy_helper.from_array(model.h_bias.astype(np.float32), "hidden_bias")]
+        nodes += [helper.make_node("Gemm", ["pooled", "hidden_weight", "hidden_bias"], ["hidden_pre"], transB=1,
+                                   name="hidden_dense"),
+                  helper.make_node("Relu", ["hidden_pre"], ["hidden"], name="hidden_relu")]
+    intent_in = "hidden" if model.intent_reads_hidden() else "pooled"
+    decision_in = "hidden" if model.h_weight is not None else "pooled"
+    nodes += [
+        helper.make_node("Gemm", [intent_in, "weight", "bias"], ["logits"], transB=1, name="dense"),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax"),
     ]
     outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, c])]
@@ -354,7 +408,7 @@ def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | No
         # The decision head reads the same pooled embedding: one more small Gemm, no second lookup.
         inits += [numpy_helper.from_array(model.d_weight.astype(np.float32), "decision_weight"),
                   numpy_helper.from_array(model.d_bias.astype(np.float32), "decision_bias")]
-        nodes += [helper.make_node("Gemm", ["pooled", "decision_weight", "decision_bias"], ["decision_logits"],
+        nodes += [helper.make_node("Gemm", [decision_in, "decision_weight", "decision_bias"], ["decision_logits"],
                                    transB=1, name="decision_dense"),
                   helper.make_node("Softmax", ["decision_logits"], ["decision_probs"], axis=1,
                                    name="decision_softmax")]
@@ -524,6 +578,7 @@ def train_command(args: Any) -> int:
     settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
                              seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
                              smoothing=args.smoothing, decision_weight=args.decision_weight,
+                             hidden=args.hidden, hidden_heads=args.hidden_heads,
                              featuriser=featuriser)
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows} - {NO_LABEL})} labels), "
