@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
     train.add_argument("--max-leak", type=float, default=0.01,
                        help="tune the decision floors so that at most this share of personal or "
                        "time-sensitive validation rows is decided shareable (default: %(default)s)")
+    train.add_argument("--policy", default=None, metavar="FILE",
+                       help="the routing policy whose routes say which mistakes serve a prompt to the wrong user "
+                            "when tuning the floors (default: the shipped one; 'none': the fixed table "
+                            "train.LEAKS)")
     train.add_argument("--abuse-floor", type=float, default=0.5,
                        help="decide abuse from this probability on (default: %(default)s)")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL", help="the .onnx file to write")

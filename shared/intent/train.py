@@ -307,21 +307,42 @@ def predict_decisions(model: Trained, texts: Sequence[str], floors: Sequence[tup
 # person; a time-sensitive one decided shared or small talk is served stale. A shareable prompt decided
 # personal or time-sensitive only costs a trip to the origin.
 LEAKS = {"personal": ("shared", "small_talk", "time_sensitive"), "time_sensitive": ("shared", "small_talk")}
+EDGE_FOR_SECOND_USER = ("shared", "small_talk")
 FLOOR_GRID = tuple(step / 100 for step in range(5, 65, 5))
 
 
+def policy_costs(policy: Any) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """What each decision costs under ``policy`` (a ``RoutePolicy``): for personal and time-sensitive
+    prompts, the decisions whose route would serve them wrongly to another user
+    (``evaluate.crosses_users``: with the shipped policy, time-sensitive answers are kept per user, so a
+    personal prompt decided time-sensitive leaks nothing); and the decisions whose route answers a second
+    user from the edge. Read from the policy's decision rules, so the floors follow the routes."""
+    from shared.intent.evaluate import crosses_users, route_kind
+    from shared.intent.routing import Intent
+
+    routes = {name: policy.route(Intent("oos", "oos", 0.0, name, 1.0)) for name in DECISIONS}
+    leaks = {label: tuple(name for name in DECISIONS if crosses_users(label, routes[name]))
+             for label in ("personal", "time_sensitive")}
+    edge = tuple(name for name in DECISIONS if route_kind(routes[name]) in ("cache/shared", "edge"))
+    return leaks, edge
+
+
 def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
-                abuse_floor: float = 0.5) -> dict[str, float]:
-    """The personal and time-sensitive floors that keep each leak (``LEAKS``) within ``max_leak`` on
-    ``dev`` while deciding the most shareable rows "shared". Rows written as website prompts (no intent
+                abuse_floor: float = 0.5, policy: Any = None) -> dict[str, float]:
+    """The personal and time-sensitive floors that keep each leak (``LEAKS``, or what ``policy`` routes
+    across users: ``policy_costs``) within ``max_leak`` on ``dev`` while deciding the most shareable rows
+    "shared" (answered from the edge for a second user). Rows written as website prompts (no intent
     label) and rows with an intent label (CLINC150) are held to the bound separately, so the 900 CLINC150
     personal rows cannot hide leaks among the few dozen website ones; the shareable share is counted on
     the website rows when there are any (they are what a site sees). The abuse floor is given: a block is
     an outage for an innocent user, so it is set on the abuse figures, not traded here. When no pair
-    keeps the bound, the pair with the smallest leak, then the most shareable."""
+    keeps the bound, the pair with the smallest total excess over it (each group's and label's leak
+    beyond ``max_leak``, summed: the largest alone would let one leak that no floor fixes, such as
+    CLINC150's time-sensitive rows, hide every other), then the most shareable."""
     rows = [ex for ex in dev if ex.decision in model.decisions]
     if not rows or not {"personal", "time_sensitive"} <= set(model.decisions):
         return {}
+    leaks, edge = (LEAKS, EDGE_FOR_SECOND_USER) if policy is None else policy_costs(policy)
     probs = _forward(model, [ex.text for ex in rows])[1].tolist()
     gold = [str(ex.decision) for ex in rows]
     group = ["website" if ex.label == NO_LABEL else "labelled" for ex in rows]
@@ -331,19 +352,19 @@ def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
         for t_floor in FLOOR_GRID:
             floors = [("abuse", abuse_floor), ("personal", p_floor), ("time_sensitive", t_floor)]
             got = [model.decisions[pick_decision(model.decisions, row, floors)[0]] for row in probs]
-            worst = 0.0
-            for name in set(group):
-                for label, bad in LEAKS.items():
+            excess = 0.0
+            for name in sorted(set(group)):
+                for label, bad in leaks.items():
                     mine = [g for g, want, grp in zip(got, gold, group, strict=True) if want == label and grp == name]
                     if mine:
-                        worst = max(worst, sum(g in bad for g in mine) / len(mine))
+                        excess += max(0.0, sum(g in bad for g in mine) / len(mine) - max_leak)
             shared = [g for g, want, grp in zip(got, gold, group, strict=True) if want == "shared" and grp == target]
-            recall = sum(g in ("shared", "small_talk") for g in shared) / len(shared) if shared else 0.0
+            recall = sum(g in edge for g in shared) / len(shared) if shared else 0.0
             # Within the bound, the most shareable decided shared; when no pair keeps it, the smallest
-            # leak, then the most shareable. Ties go to the higher floors (fewer prompts moved off the
-            # most likely decision).
-            feasible = worst <= max_leak
-            key = (feasible, 0.0 if feasible else -worst, recall, p_floor + t_floor, p_floor, t_floor)
+            # excess, then the most shareable. Ties go to the higher floors (fewer prompts moved off the
+            # most likely decision). Rounded, so float noise in the sum cannot break a tie.
+            feasible = excess == 0.0
+            key = (feasible, -round(excess, 9), recall, p_floor + t_floor, p_floor, t_floor)
             if best is None or key > best:
                 best = key
     assert best is not None
@@ -589,7 +610,12 @@ def train_command(args: Any) -> int:
     if unknown:
         print(f"warning: validation labels not in training: {unknown[:10]}", file=sys.stderr)
     model.threshold = args.threshold if args.threshold is not None else tune_threshold(model, val)
-    model.floors = tune_floors(model, val, max_leak=args.max_leak, abuse_floor=args.abuse_floor)
+    policy = None
+    if args.policy != "none":
+        from shared.intent.policy import load_policy_file
+
+        policy = load_policy_file(args.policy)
+    model.floors = tune_floors(model, val, max_leak=args.max_leak, abuse_floor=args.abuse_floor, policy=policy)
     model.report = {"val": report_scores(model, val) if val else {},
                     "train_examples": len(train_rows), "val_examples": len(val),
                     "data_digest": data_digest(train_rows)}
