@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
     train.add_argument("--max-leak", type=float, default=0.01,
                        help="tune the decision floors so that at most this share of personal or "
                        "time-sensitive validation rows is decided shareable (default: %(default)s)")
+    train.add_argument("--policy", default=None, metavar="FILE",
+                       help="the routing policy whose routes say which mistakes serve a prompt to the wrong user "
+                            "when tuning the floors (default: the shipped one; 'none': the fixed table "
+                            "train.LEAKS)")
     train.add_argument("--abuse-floor", type=float, default=0.5,
                        help="decide abuse from this probability on (default: %(default)s)")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL", help="the .onnx file to write")
@@ -59,6 +63,10 @@ def register(sub: Any) -> None:
                        help="add prompt-injection and abuse examples (bastioncorpus + the shipped seed list) "
                        "as labels in the 'abuse' domain, and ordinary support questions as out-of-scope")
     train.add_argument("--dim", type=int, default=96, help="embedding size (default: %(default)s)")
+    train.add_argument("--hidden", type=int, default=0, metavar="H",
+                       help="width of a ReLU layer between the pooled embedding and the heads (default: none)")
+    train.add_argument("--hidden-heads", choices=["decision", "both"], default="decision",
+                       help="which heads read the hidden layer (default: %(default)s)")
     train.add_argument("--buckets", type=int, default=19000, help="hash buckets (default: %(default)s)")
     train.add_argument("--char-min", type=int, default=3, help="default: %(default)s")
     train.add_argument("--char-max", type=int, default=4, help="default: %(default)s")

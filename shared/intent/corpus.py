@@ -5,8 +5,10 @@ Sources (licences in ``data/ATTRIBUTION.md``):
 - CLINC150 (``data/clinc150/train_val.json.gz``): 150 intents; each intent's decision comes from the
   reviewed table ``data/clinc150_decisions.csv``. Its out-of-scope rows carry no decision: "out of
   CLINC's intents" says nothing about whether an answer may be shared.
-- ``data/website_prompts.jsonl`` and ``data/website_prompts_2.jsonl``: questions written for eaves the way a
-  website's visitors ask them, each with its decision (shared, personal, time_sensitive, small_talk).
+- ``data/website_prompts.jsonl``, ``data/website_prompts_2.jsonl`` and the later files in ``LATER_WEBSITE``
+  (``website_prompts_3``/``_4`` and ``website_prompts_banks1``, the load test's first question banks):
+  questions written for eaves the way a website's visitors ask them, each with its decision (shared,
+  personal, time_sensitive, small_talk).
 - bastioncorpus (PyPI) attacks, decision ``abuse``, and its benign look-alikes; plus ``abuse_seed.jsonl``
   and ``benign_seed.jsonl`` (trained only, never scored).
 
@@ -15,7 +17,9 @@ the policy) is made; ``heldout`` is scored once, at the end, for the figures the
 ``val`` split is its held-out part, and a tenth of its ``train`` split is dev. Website prompts and
 bastioncorpus rows are assigned by a stable hash of their text or id, so a new prompt never moves others.
 The first website file's held-out fifth was scored and then read to decide what to change, so it is dev now;
-the second file's quarter (``part_of_2``, a differently salted hash) is the website held-out part.
+the second file's held-out quarter (``part_of_2``, a differently salted hash) was scored once too, so it is
+train and dev now (``website2_part``). The later files have no held-out cut: a separate sealed set, which
+no choice here sees, is the website held-out part now (shared/intent/README.md).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ CLINC_DOMAINS = DATA / "clinc150" / "domains.json"
 DECISION_TABLE = DATA / "clinc150_decisions.csv"
 WEBSITE = DATA / "website_prompts.jsonl"
 WEBSITE_2 = DATA / "website_prompts_2.jsonl"
+# Written later, each cut into train and dev only, by a hash salted with its own name (``later_part``).
+# A file not (yet) in the repository is skipped.
+LATER_WEBSITE = ("website_prompts_banks1", "website_prompts_3", "website_prompts_4")
 PARTS = ("train", "dev", "heldout")
 
 
@@ -55,6 +62,20 @@ def part_of_2(key: str) -> str:
     setting was tried on the file and is scored once, at the end (shared/intent/README.md)."""
     bucket = zlib.crc32(("intent2:" + _norm(key)).encode()) % 20
     return "heldout" if bucket < 5 else "dev" if bucket < 7 else "train"
+
+
+def website2_part(key: str) -> str:
+    """The second file's part now: its held-out quarter was scored once (the second model's figures) and
+    its errors read, so 2 in 5 of it are dev and the rest train; its train and dev rows stay where they were."""
+    bucket = zlib.crc32(("intent2:" + _norm(key)).encode()) % 20
+    if bucket < 5:
+        return "dev" if bucket < 2 else "train"
+    return "dev" if bucket < 7 else "train"
+
+
+def later_part(name: str, key: str) -> str:
+    """The part of a prompt in a later website file: a fifth dev, the rest train (no held-out cut)."""
+    return "dev" if zlib.crc32(f"{name}:{_norm(key)}".encode()) % 5 == 0 else "train"
 
 
 def decision_table(path: Path = DECISION_TABLE) -> dict[str, str]:
@@ -124,8 +145,16 @@ def load_corpus(abuse: bool = True, clinc: Path = CLINC, website_2: Path = WEBSI
             known.add(_norm(ex.text))
     for ex in website_rows(website_2):
         if _norm(ex.text) not in known:
-            corpus.add("website2", part_of_2(ex.text), [ex])
+            corpus.add("website2", website2_part(ex.text), [ex])
             known.add(_norm(ex.text))
+    for name in LATER_WEBSITE:
+        path = DATA / f"{name}.jsonl"
+        if not path.exists():
+            continue
+        for ex in website_rows(path):
+            if _norm(ex.text) not in known:
+                corpus.add(name, later_part(name, ex.text), [ex])
+                known.add(_norm(ex.text))
     if abuse:
         from shared.intent.abuse import load_benign, load_seed, split_bastioncorpus
 

@@ -1,15 +1,22 @@
 """Train the intent model with numpy alone and export it as one ``.onnx`` file.
 
-The model is a bag of hashed n-grams (see ``featurise``): their embedding rows are averaged, then one
-dense layer and a softmax give a probability per label. It is trained with Adam on sparse rows,
+The model is a bag of hashed n-grams (see ``featurise``): their embedding rows are averaged, then (with
+``hidden``) a dense layer with a ReLU, then one dense layer and a softmax per head give a probability per
+label. It is trained with Adam on sparse rows,
 feature dropout and a decaying learning rate, all from one seed, so the same data and settings give the
 same file. Out-of-scope text is a label of its own (``oos``) and, in addition, any prediction whose
 probability falls below a threshold tuned on the validation split becomes ``oos``.
 
 The exported graph uses standard ONNX operators only:
 
-    ids:int64[n] ─Gather(embedding:int8[V,D])─Cast(float)─ReduceMean(axis 0)─Mul(scale)
-                 ─Gemm(weight[C,D], bias[C], transB)─Softmax─► probs:float[1,C]
+    ids:int64[n] ─Gather(embedding:int8[V,D])─Cast(float)─ReduceMean(axis 0)─Mul(scale)─► pooled
+    [hidden]  pooled ─Gemm(hidden_weight[H,D], hidden_bias[H], transB)─Relu─► hidden
+    pooled or hidden ─Gemm(weight[C,·], bias[C], transB)─Softmax─► probs:float[1,C]
+    pooled or hidden ─Gemm(decision_weight[K,·], decision_bias[K], transB)─Softmax─► decision_probs:float[1,K]
+
+Why the hidden layer: averaged n-grams into a linear softmax cannot say "how do I ... my X" (a FAQ, shared)
+apart from "what's my X" (personal): "my" pushes one way whatever surrounds it. A ReLU layer lets the
+decision read combinations. ``hidden_heads`` says which heads read it ("decision" or "both").
 
 The embedding is stored as int8 with one scale (a quarter of float32's size) and everything a runtime
 needs to use the file (labels, domains, featuriser settings, threshold) is in its metadata.
@@ -54,6 +61,8 @@ class TrainSettings:
     average_from: float = 0.5  # average the weights of every epoch from this share of training on (SWA)
     oos_recall: float = 0.5  # the threshold is the lowest that reaches this out-of-scope recall on validation
     decision_weight: float = 1.0  # the decision head's share of the loss, beside the intent head's
+    hidden: int = 0  # width of the ReLU layer between the pooled embedding and the heads (0: none)
+    hidden_heads: str = "decision"  # which heads read the hidden layer: "decision" or "both"
     featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
 
 
@@ -71,6 +80,16 @@ class Trained:
     d_weight: Array = None  # float32 [K, D]
     d_bias: Array = None  # float32 [K]
     floors: dict[str, float] = field(default_factory=dict)  # see shared.intent.classifier.decide
+    h_weight: Array = None  # float32 [H, D]: the hidden layer, None without one
+    h_bias: Array = None  # float32 [H]
+
+    def intent_reads_hidden(self) -> bool:
+        return self.h_weight is not None and self.settings.hidden_heads == "both"
+
+
+def _relu_layer(pooled: Array, h_weight: Array, h_bias: Array) -> tuple[Array, Array]:
+    pre = pooled @ h_weight.T + h_bias
+    return np.maximum(pre, 0.0), pre
 
 
 class _Bags:
@@ -153,13 +172,24 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     yd = np.asarray([d_index.get(ex.decision or "", 0) for ex in examples], dtype=np.int64)
     yd_mask = np.asarray([bool(ex.decision) for ex in examples], dtype=np.float32)
     v, d, c = fs.buckets, settings.dim, len(labels)
+    if settings.hidden_heads not in ("decision", "both"):
+        raise ValueError(f"hidden_heads must be 'decision' or 'both', not {settings.hidden_heads!r}")
+    # Without a decision head, a layer only the decision head would read is left out.
+    h = settings.hidden if decisions or settings.hidden_heads == "both" else 0
+    d_in = h or d  # what the decision head reads
+    c_in = h if h and settings.hidden_heads == "both" else d  # what the intent head reads
     emb = (rng.standard_normal((v, d)) * 0.1).astype(np.float32)
-    weight = (rng.standard_normal((c, d)) / np.sqrt(d)).astype(np.float32)
+    weight = (rng.standard_normal((c, c_in)) / np.sqrt(c_in)).astype(np.float32)
     bias = np.zeros(c, dtype=np.float32)
-    d_weight = (rng.standard_normal((max(len(decisions), 1), d)) / np.sqrt(d)).astype(np.float32)
+    d_weight = (rng.standard_normal((max(len(decisions), 1), d_in)) / np.sqrt(d_in)).astype(np.float32)
     d_bias = np.zeros(max(len(decisions), 1), dtype=np.float32)
     m_e, v_e = np.zeros_like(emb), np.zeros_like(emb)
     dense = [weight, bias, d_weight, d_bias]
+    if h:
+        # He initialisation for the ReLU layer. Drawn after the heads, so a model without it draws the
+        # same numbers as before.
+        dense += [(rng.standard_normal((h, d)) * np.sqrt(2.0 / d)).astype(np.float32),
+                  np.zeros(h, dtype=np.float32)]
     m_d = [np.zeros_like(p) for p in dense]
     v_d = [np.zeros_like(p) for p in dense]
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -183,11 +213,21 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
                 # dropped, which regularises more than renormalising over the kept n-grams did.
                 keep = (rng.random(len(ids)) >= settings.dropout).astype(np.float32) / (1 - settings.dropout)
             pooled, weights = _pool(emb, ids, owner, len(rows), keep)
-            grad = _softmax_grad(pooled @ weight.T + bias, y[rows], y_mask[rows], settings.smoothing, 1.0)
-            d_grad = _softmax_grad(pooled @ d_weight.T + d_bias, yd[rows], yd_mask[rows], 0.0,
+            if h:
+                hidden, pre = _relu_layer(pooled, dense[4], dense[5])
+            x_i = hidden if c_in == h and h else pooled
+            x_d = hidden if h else pooled
+            grad = _softmax_grad(x_i @ weight.T + bias, y[rows], y_mask[rows], settings.smoothing, 1.0)
+            d_grad = _softmax_grad(x_d @ d_weight.T + d_bias, yd[rows], yd_mask[rows], 0.0,
                                    settings.decision_weight if decisions else 0.0)
-            grads = [grad.T @ pooled, grad.sum(axis=0), d_grad.T @ pooled, d_grad.sum(axis=0)]
-            g_pooled = grad @ weight + d_grad @ d_weight
+            grads = [grad.T @ x_i, grad.sum(axis=0), d_grad.T @ x_d, d_grad.sum(axis=0)]
+            if h:
+                g_hidden = d_grad @ d_weight + (grad @ weight if x_i is hidden else 0.0)
+                g_pre = g_hidden * (pre > 0)
+                grads += [g_pre.T @ pooled, g_pre.sum(axis=0)]
+                g_pooled = g_pre @ dense[4] + (grad @ weight if x_i is pooled else 0.0)
+            else:
+                g_pooled = grad @ weight + d_grad @ d_weight
             correction1, correction2 = 1 - b1 ** step, 1 - b2 ** step
             for p, g, m, s in zip(dense, grads, m_d, v_d, strict=True):
                 m *= b1
@@ -208,9 +248,11 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             averaged += 1
         log(f"epoch {epoch + 1}/{settings.epochs} done in {time.perf_counter() - started:.0f} s")
     averages: list[Array] = [(total / averaged).astype(np.float32) for total in sums]
-    emb, weight, bias, d_weight, d_bias = averages
+    emb, weight, bias, d_weight, d_bias = averages[:5]
     domains = label_domains(labels, examples, domain_map or {})
     trained = Trained(labels, domains, emb, weight, bias, settings)
+    if h:
+        trained.h_weight, trained.h_bias = averages[5], averages[6]
     if decisions:
         trained.decisions, trained.d_weight, trained.d_bias = decisions, d_weight, d_bias
     return trained
@@ -235,10 +277,12 @@ def _forward(model: Trained, texts: Sequence[str]) -> tuple[Array, Array]:
         rows = np.arange(start, min(len(texts), start + 1024))
         ids, owner = bags.batch(rows)
         pooled, _ = _pool(table, ids, owner, len(rows))
+        hidden = pooled if model.h_weight is None else _relu_layer(pooled, model.h_weight, model.h_bias)[0]
         for head, bias, sink in ((model.weight, model.bias, out), (model.d_weight, model.d_bias, d_out)):
             if head is None or (sink is d_out and not k):
                 continue
-            logits = pooled @ head.T + bias
+            x = hidden if (sink is d_out or model.intent_reads_hidden()) else pooled
+            logits = x @ head.T + bias
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             sink.append(probs / probs.sum(axis=1, keepdims=True))
     intents = np.concatenate(out) if out else np.zeros((0, len(model.labels)), dtype=np.float32)
@@ -263,21 +307,42 @@ def predict_decisions(model: Trained, texts: Sequence[str], floors: Sequence[tup
 # person; a time-sensitive one decided shared or small talk is served stale. A shareable prompt decided
 # personal or time-sensitive only costs a trip to the origin.
 LEAKS = {"personal": ("shared", "small_talk", "time_sensitive"), "time_sensitive": ("shared", "small_talk")}
+EDGE_FOR_SECOND_USER = ("shared", "small_talk")
 FLOOR_GRID = tuple(step / 100 for step in range(5, 65, 5))
 
 
+def policy_costs(policy: Any) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """What each decision costs under ``policy`` (a ``RoutePolicy``): for personal and time-sensitive
+    prompts, the decisions whose route would serve them wrongly to another user
+    (``evaluate.crosses_users``: with the shipped policy, time-sensitive answers are kept per user, so a
+    personal prompt decided time-sensitive leaks nothing); and the decisions whose route answers a second
+    user from the edge. Read from the policy's decision rules, so the floors follow the routes."""
+    from shared.intent.evaluate import crosses_users, route_kind
+    from shared.intent.routing import Intent
+
+    routes = {name: policy.route(Intent("oos", "oos", 0.0, name, 1.0)) for name in DECISIONS}
+    leaks = {label: tuple(name for name in DECISIONS if crosses_users(label, routes[name]))
+             for label in ("personal", "time_sensitive")}
+    edge = tuple(name for name in DECISIONS if route_kind(routes[name]) in ("cache/shared", "edge"))
+    return leaks, edge
+
+
 def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
-                abuse_floor: float = 0.5) -> dict[str, float]:
-    """The personal and time-sensitive floors that keep each leak (``LEAKS``) within ``max_leak`` on
-    ``dev`` while deciding the most shareable rows "shared". Rows written as website prompts (no intent
+                abuse_floor: float = 0.5, policy: Any = None) -> dict[str, float]:
+    """The personal and time-sensitive floors that keep each leak (``LEAKS``, or what ``policy`` routes
+    across users: ``policy_costs``) within ``max_leak`` on ``dev`` while deciding the most shareable rows
+    "shared" (answered from the edge for a second user). Rows written as website prompts (no intent
     label) and rows with an intent label (CLINC150) are held to the bound separately, so the 900 CLINC150
     personal rows cannot hide leaks among the few dozen website ones; the shareable share is counted on
     the website rows when there are any (they are what a site sees). The abuse floor is given: a block is
     an outage for an innocent user, so it is set on the abuse figures, not traded here. When no pair
-    keeps the bound, the pair with the smallest leak, then the most shareable."""
+    keeps the bound, the pair with the smallest total excess over it (each group's and label's leak
+    beyond ``max_leak``, summed: the largest alone would let one leak that no floor fixes, such as
+    CLINC150's time-sensitive rows, hide every other), then the most shareable."""
     rows = [ex for ex in dev if ex.decision in model.decisions]
     if not rows or not {"personal", "time_sensitive"} <= set(model.decisions):
         return {}
+    leaks, edge = (LEAKS, EDGE_FOR_SECOND_USER) if policy is None else policy_costs(policy)
     probs = _forward(model, [ex.text for ex in rows])[1].tolist()
     gold = [str(ex.decision) for ex in rows]
     group = ["website" if ex.label == NO_LABEL else "labelled" for ex in rows]
@@ -287,19 +352,19 @@ def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
         for t_floor in FLOOR_GRID:
             floors = [("abuse", abuse_floor), ("personal", p_floor), ("time_sensitive", t_floor)]
             got = [model.decisions[pick_decision(model.decisions, row, floors)[0]] for row in probs]
-            worst = 0.0
-            for name in set(group):
-                for label, bad in LEAKS.items():
+            excess = 0.0
+            for name in sorted(set(group)):
+                for label, bad in leaks.items():
                     mine = [g for g, want, grp in zip(got, gold, group, strict=True) if want == label and grp == name]
                     if mine:
-                        worst = max(worst, sum(g in bad for g in mine) / len(mine))
+                        excess += max(0.0, sum(g in bad for g in mine) / len(mine) - max_leak)
             shared = [g for g, want, grp in zip(got, gold, group, strict=True) if want == "shared" and grp == target]
-            recall = sum(g in ("shared", "small_talk") for g in shared) / len(shared) if shared else 0.0
+            recall = sum(g in edge for g in shared) / len(shared) if shared else 0.0
             # Within the bound, the most shareable decided shared; when no pair keeps it, the smallest
-            # leak, then the most shareable. Ties go to the higher floors (fewer prompts moved off the
-            # most likely decision).
-            feasible = worst <= max_leak
-            key = (feasible, 0.0 if feasible else -worst, recall, p_floor + t_floor, p_floor, t_floor)
+            # excess, then the most shareable. Ties go to the higher floors (fewer prompts moved off the
+            # most likely decision). Rounded, so float noise in the sum cannot break a tie.
+            feasible = excess == 0.0
+            key = (feasible, -round(excess, 9), recall, p_floor + t_floor, p_floor, t_floor)
             if best is None or key > best:
                 best = key
     assert best is not None
@@ -346,7 +411,17 @@ def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | No
         helper.make_node("Cast", ["rows"], ["rows_f"], to=TensorProto.FLOAT, name="to_float"),
         helper.make_node("ReduceMean", ["rows_f"], ["mean_q"], axes=[0], keepdims=1, name="mean"),
         helper.make_node("Mul", ["mean_q", "embedding_scale"], ["pooled"], name="dequantise"),
-        helper.make_node("Gemm", ["pooled", "weight", "bias"], ["logits"], transB=1, name="dense"),
+    ]
+    if model.h_weight is not None:
+        inits += [numpy_helper.from_array(model.h_weight.astype(np.float32), "hidden_weight"),
+                  numpy_helper.from_array(model.h_bias.astype(np.float32), "hidden_bias")]
+        nodes += [helper.make_node("Gemm", ["pooled", "hidden_weight", "hidden_bias"], ["hidden_pre"], transB=1,
+                                   name="hidden_dense"),
+                  helper.make_node("Relu", ["hidden_pre"], ["hidden"], name="hidden_relu")]
+    intent_in = "hidden" if model.intent_reads_hidden() else "pooled"
+    decision_in = "hidden" if model.h_weight is not None else "pooled"
+    nodes += [
+        helper.make_node("Gemm", [intent_in, "weight", "bias"], ["logits"], transB=1, name="dense"),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax"),
     ]
     outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, c])]
@@ -354,7 +429,7 @@ def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | No
         # The decision head reads the same pooled embedding: one more small Gemm, no second lookup.
         inits += [numpy_helper.from_array(model.d_weight.astype(np.float32), "decision_weight"),
                   numpy_helper.from_array(model.d_bias.astype(np.float32), "decision_bias")]
-        nodes += [helper.make_node("Gemm", ["pooled", "decision_weight", "decision_bias"], ["decision_logits"],
+        nodes += [helper.make_node("Gemm", [decision_in, "decision_weight", "decision_bias"], ["decision_logits"],
                                    transB=1, name="decision_dense"),
                   helper.make_node("Softmax", ["decision_logits"], ["decision_probs"], axis=1,
                                    name="decision_softmax")]
@@ -524,6 +599,7 @@ def train_command(args: Any) -> int:
     settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
                              seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
                              smoothing=args.smoothing, decision_weight=args.decision_weight,
+                             hidden=args.hidden, hidden_heads=args.hidden_heads,
                              featuriser=featuriser)
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows} - {NO_LABEL})} labels), "
@@ -534,7 +610,12 @@ def train_command(args: Any) -> int:
     if unknown:
         print(f"warning: validation labels not in training: {unknown[:10]}", file=sys.stderr)
     model.threshold = args.threshold if args.threshold is not None else tune_threshold(model, val)
-    model.floors = tune_floors(model, val, max_leak=args.max_leak, abuse_floor=args.abuse_floor)
+    policy = None
+    if args.policy != "none":
+        from shared.intent.policy import load_policy_file
+
+        policy = load_policy_file(args.policy)
+    model.floors = tune_floors(model, val, max_leak=args.max_leak, abuse_floor=args.abuse_floor, policy=policy)
     model.report = {"val": report_scores(model, val) if val else {},
                     "train_examples": len(train_rows), "val_examples": len(val),
                     "data_digest": data_digest(train_rows)}

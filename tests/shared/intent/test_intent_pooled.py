@@ -20,8 +20,9 @@ np = pytest.importorskip("numpy")
 ROWS, DIM = 50, 8
 
 
-def _graph(heads: int, seed: int = 0, scale: float = 0.03) -> bytes:
-    """A graph of the exported shape (train.export) with random weights and ``heads`` output heads."""
+def _graph(heads: int, seed: int = 0, scale: float = 0.03, hidden: int = 0, reads: tuple[bool, ...] = ()) -> bytes:
+    """A graph of the exported shape (train.export) with random weights and ``heads`` output heads; with
+    ``hidden``, a Gemm + Relu layer that the heads flagged in ``reads`` read instead of the pooled mean."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -32,11 +33,18 @@ def _graph(heads: int, seed: int = 0, scale: float = 0.03) -> bytes:
              helper.make_node("ReduceMean", ["rows_f"], ["mean_q"], axes=[0], keepdims=1),
              helper.make_node("Mul", ["mean_q", "embedding_scale"], ["pooled"])]
     outputs = []
+    if hidden:
+        inits += [numpy_helper.from_array(rng.normal(0, 1, (hidden, DIM)).astype(np.float32), "hw"),
+                  numpy_helper.from_array(rng.normal(0, 0.5, hidden).astype(np.float32), "hb")]
+        nodes += [helper.make_node("Gemm", ["pooled", "hw", "hb"], ["pre"], transB=1),
+                  helper.make_node("Relu", ["pre"], ["hidden"])]
     for h in range(heads):
         size = 3 + 2 * h
-        inits += [numpy_helper.from_array(rng.normal(0, 2, (size, DIM)).astype(np.float32), f"w{h}"),
+        source = "hidden" if h < len(reads) and reads[h] else "pooled"
+        width = hidden if source == "hidden" else DIM
+        inits += [numpy_helper.from_array(rng.normal(0, 2, (size, width)).astype(np.float32), f"w{h}"),
                   numpy_helper.from_array(rng.normal(0, 1, size).astype(np.float32), f"b{h}")]
-        nodes += [helper.make_node("Gemm", ["pooled", f"w{h}", f"b{h}"], [f"l{h}"], transB=1),
+        nodes += [helper.make_node("Gemm", [source, f"w{h}", f"b{h}"], [f"l{h}"], transB=1),
                   helper.make_node("Softmax", [f"l{h}"], [f"p{h}"], axis=1)]
         outputs.append(helper.make_tensor_value_info(f"p{h}", TensorProto.FLOAT, [1, size]))
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])],
@@ -48,6 +56,10 @@ def _graph(heads: int, seed: int = 0, scale: float = 0.03) -> bytes:
 
 
 GRAPHS = {heads: _graph(heads) for heads in (1, 2)}
+# With a hidden ReLU layer (issue 16's second model): read by the decision head only, by both, by the
+# first head only (any order works), and a wide one.
+HIDDEN = {"decision": _graph(2, hidden=16, reads=(False, True)), "both": _graph(2, hidden=16, reads=(True, True)),
+          "first": _graph(2, hidden=12, reads=(True, False)), "wide": _graph(2, seed=3, hidden=128, reads=(True, True))}
 
 
 def _both(data: bytes, ids: list[int]) -> tuple[list[list[float]], list[list[float]]]:
@@ -64,6 +76,30 @@ def test_matches_the_generic_interpreter(heads: int, ids: list[int]) -> None:
     """Any ids, negative ones and repeats included: every head within 1e-6 of the interpreter."""
     fast, slow = _both(GRAPHS[heads], ids)
     assert len(fast) == len(slow) == heads
+    for a, b in zip(fast, slow, strict=True):
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-7
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(sorted(HIDDEN)), ids=st.lists(st.integers(-ROWS, ROWS - 1), min_size=1, max_size=300))
+def test_hidden_layer_matches_the_generic_interpreter(kind: str, ids: list[int]) -> None:
+    """A graph with a Gemm + Relu layer is matched too, and every head stays within 1e-6 of the interpreter
+    (the second pass scales the ReLU's outputs to integers: ~2**-25 of the largest, far inside 1e-5)."""
+    fast, slow = _both(HIDDEN[kind], ids)
+    assert len(fast) == len(slow) == 2
+    for a, b in zip(fast, slow, strict=True):
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-6
+
+
+def test_hidden_layer_all_zero_after_relu() -> None:
+    """When the ReLU zeroes every hidden unit, the heads reading it give the softmax of their biases."""
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(HIDDEN["both"])
+    for init in proto.graph.initializer:
+        if init.name == "hb":
+            init.CopyFrom(numpy_helper.from_array(np.full(16, -1e6, dtype=np.float32), "hb"))
+    fast, slow = _both(proto.SerializeToString(), [1, 2, 3])
     for a, b in zip(fast, slow, strict=True):
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-7
 
@@ -118,6 +154,7 @@ def test_more_ids_than_the_integer_path_holds() -> None:
     from shared.intent import pooled as module
 
     ids = list(range(ROWS)) * (module.MAX_IDS // ROWS + 1)
-    fast, slow = _both(GRAPHS[2], ids)
-    for a, b in zip(fast, slow, strict=True):
-        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-7
+    for data in (GRAPHS[2], HIDDEN["decision"], HIDDEN["both"]):
+        fast, slow = _both(data, ids)
+        for a, b in zip(fast, slow, strict=True):
+            assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-6

@@ -112,12 +112,52 @@ def test_runtimes_agree_on_trained_model(model_path: Path) -> None:
             assert max(abs(a - b) for a, b in zip(probs[0], other, strict=True)) < 1e-5
 
 
+class TestHiddenLayer:
+    """Issue 16's second model: a ReLU layer between the pooled embedding and the heads."""
+
+    def test_seeded_standard_ops_and_runtimes_agree(self, model_path: Path, tmp_path: Path) -> None:
+        """Same seed, same bytes; the graph is Gemm + Relu in standard ONNX; onnxruntime, the interpreter
+        and the pooled path agree within 1e-5; and it is not the model without the layer."""
+        (tmp_path / "train.jsonl").write_bytes((model_path.parent / "train.jsonl").read_bytes())
+        first = train(tmp_path, "hidden.onnx", "--hidden", "8", "--hidden-heads", "both")
+        again = train(tmp_path, "hidden2.onnx", "--hidden", "8", "--hidden-heads", "both")
+        assert first.read_bytes() == again.read_bytes() != model_path.read_bytes()
+        graph = parse_model(first.read_bytes()).graph
+        assert graph is not None
+        assert [node.op_type for node in graph.nodes][4:6] == ["Gemm", "Relu"]
+        assert json.loads(parse_model(first.read_bytes()).metadata["eaves.train_settings"])["hidden"] == 8
+        names = ["pooled", "pure"] + (["onnxruntime"] if _has_onnxruntime() else [])
+        runtimes = [OnnxIntentClassifier(first.read_bytes(), runtime=name) for name in names]
+        assert runtimes[0].runtime.name == "pooled"
+        for text in ["hello", "my balance please", "what is a quark", "will it snow tomorrow"]:
+            probs = [c.runtime.heads(c.features(text))[0] for c in runtimes]
+            for other in probs[1:]:
+                assert max(abs(a - b) for a, b in zip(probs[0], other, strict=True)) < 1e-5
+        assert load_classifier(first, "pooled").classify("hello").label == "greeting"
+
+    def test_decision_only_layer_is_left_out_without_decisions(self, model_path: Path, tmp_path: Path) -> None:
+        """Rows without decisions have no decision head, so a layer only it would read is not exported."""
+        (tmp_path / "train.jsonl").write_bytes((model_path.parent / "train.jsonl").read_bytes())
+        out = train(tmp_path, "nohidden.onnx", "--hidden", "8")
+        graph = parse_model(out.read_bytes()).graph
+        assert graph is not None and "Relu" not in [node.op_type for node in graph.nodes]
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def corpus_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """The shipped pipeline (`eaves intent train --corpus`, as scripts/train-intent runs it) on a slice."""
     out = tmp_path_factory.mktemp("corpus") / "slice.onnx"
     code = main(["intent", "train", "--corpus", "--no-abuse", "--slice", "8", "--epochs", "4", "--dim", "16",
-                 "--buckets", "4096", "--word-ngrams", "3", "--start-mark", "--quiet", "--out", str(out)])
+                 "--buckets", "4096", "--word-ngrams", "3", "--start-mark", "--hidden", "16", "--quiet",
+                 "--out", str(out)])
     assert code == 0
     return out, dict(parse_model(out.read_bytes()).metadata)
 
@@ -134,6 +174,8 @@ class TestCorpusPipeline:
         assert featuriser["start_mark"] is True and featuriser["word_ngrams"] == 3
         names = [info.name for info in parse_model(path.read_bytes()).graph.outputs]  # type: ignore[union-attr]
         assert names == ["probs", "decision_probs"]
+        ops = [node.op_type for node in parse_model(path.read_bytes()).graph.nodes]  # type: ignore[union-attr]
+        assert ops[4:6] == ["Gemm", "Relu"] and json.loads(meta["eaves.train_settings"])["hidden"] == 16
 
     def test_classifies_with_a_decision(self, corpus_model: tuple[Path, dict[str, Any]]) -> None:
         """Every classification carries one of the model's decisions, whatever the runtime."""
@@ -148,6 +190,7 @@ class TestCorpusPipeline:
         pytest.importorskip("onnxruntime")
         data = corpus_model[0].read_bytes()
         runtimes = [OnnxIntentClassifier(data, runtime=name) for name in ("onnxruntime", "pure", "pooled")]
+        assert runtimes[-1].runtime.name == "pooled"
         for text in ["hi", "where is my parcel", "how do i bake bread", "price of gold today"]:
             outputs = [c.runtime.heads(c.features(text)) for c in runtimes]
             for other in outputs[1:]:
@@ -202,3 +245,58 @@ class TestAugment:
         text = "Where can I download the invoices for my account?"
         variants = {augment(text, seed) for seed in range(1, 8)}
         assert text not in variants and len(variants) >= 5
+
+
+class TestPolicyCosts:
+    """The floors are tuned against what the routing policy does with each decision (train.policy_costs)."""
+
+    def test_shipped_policy_keeps_time_sensitive_answers_per_user(self) -> None:
+        """With the shipped policy a personal prompt decided time-sensitive reaches no other user, so it is
+        not counted as a leak; decided shared or small talk, it is."""
+        from shared.intent.policy import load_policy_file
+        from shared.intent.train import policy_costs
+
+        leaks, edge = policy_costs(load_policy_file())
+        assert leaks["personal"] == ("shared", "small_talk")
+        assert leaks["time_sensitive"] == ("shared", "small_talk")
+        assert edge == ("shared", "small_talk")
+
+    def test_a_policy_sharing_time_sensitive_answers_counts_them(self) -> None:
+        """Route time-sensitive answers to the whole tenant for a minute and a personal prompt decided
+        time-sensitive is a leak again (a minute of sharing is still sharing); for an hour, a
+        time-sensitive prompt decided so is served past 300 s."""
+        from shared.intent.policy import TomlPolicy
+        from shared.intent.train import policy_costs
+
+        text = ('[default]\naction = "origin"\n[decisions.shared]\naction = "cache"\nttl_s = 3600\n'
+                '[decisions.time_sensitive]\naction = "cache"\nscope = "shared"\nttl_s = {ttl}\nstale_s = 0\n'
+                'stale_if_error_s = 0\n')
+        leaks, edge = policy_costs(TomlPolicy(text.format(ttl=60)))
+        assert leaks["personal"] == ("shared", "time_sensitive") and leaks["time_sensitive"] == ("shared",)
+        assert edge == ("shared", "time_sensitive")
+        leaks, _ = policy_costs(TomlPolicy(text.format(ttl=3600)))
+        assert leaks["time_sensitive"] == ("shared", "time_sensitive")
+
+
+def test_an_unfixable_leak_does_not_hide_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLINC150 time-sensitive row decided shared at any floor must not make every personal floor look
+    alike: the tuner still takes the floor that stops the website personal prompt leaking (the total
+    excess over the bound, not the largest one, is what it minimises)."""
+    np = pytest.importorskip("numpy")
+    from shared.intent import train as module
+    from shared.intent.dataset import NO_LABEL, Example
+    from shared.intent.train import Trained, TrainSettings, tune_floors
+
+    decisions = ["shared", "personal", "time_sensitive", "small_talk"]
+    rows = [(Example("clinc ts", "weather", "weather", "time_sensitive"), [0.99, 0.0, 0.0, 0.01]),
+            (Example("clinc personal", "balance", "banking", "personal"), [0.1, 0.9, 0.0, 0.0]),
+            (Example("web personal", NO_LABEL, None, "personal"), [0.93, 0.07, 0.0, 0.0]),
+            (Example("web shared", NO_LABEL, None, "shared"), [0.98, 0.02, 0.0, 0.0]),
+            (Example("web shared 2", NO_LABEL, None, "shared"), [0.9, 0.08, 0.02, 0.0]),
+            (Example("web ts", NO_LABEL, None, "time_sensitive"), [0.0, 0.0, 1.0, 0.0])]
+    probs = np.asarray([p for _, p in rows], dtype=np.float32)
+    monkeypatch.setattr(module, "_forward", lambda model, texts: (None, probs[:len(texts)]))
+    model = Trained(["balance", "weather"], ["banking", "weather"], None, None, None, TrainSettings(),
+                    decisions=decisions)
+    floors = tune_floors(model, [ex for ex, _ in rows], max_leak=0.01)
+    assert floors["personal"] == 0.05
