@@ -27,24 +27,48 @@ def words_of(text: str) -> list[str]:
 class NowCues:
     """Finds the first of a set of words and phrases in a prompt."""
 
-    def __init__(self, cues: Iterable[str]) -> None:
-        phrases: set[tuple[str, ...]] = set()
-        for cue in cues:
-            words = tuple(words_of(cue))
-            if not words or " ".join(words) != " ".join(cue.lower().split()):
-                raise ValueError(f"a cue must be one or more plain words separated by spaces, not {cue!r}")
-            phrases.add(words)
-        self.phrases = frozenset(phrases)
-        self.longest = max((len(p) for p in phrases), default=0)
+    def __init__(self, cues: Iterable[str], ignore: Iterable[str] = ()) -> None:
+        self.phrases = frozenset(_phrase(cue, "cue") for cue in cues)
+        self.longest = max((len(p) for p in self.phrases), default=0)
+        # Set phrases that contain a cue but say nothing about now ("buy now pay later"): their words are
+        # skipped before looking for cues.
+        self.ignored = tuple(sorted({_phrase(phrase, "phrase to ignore") for phrase in ignore}, key=len,
+                                    reverse=True))
 
     def find(self, text: str) -> str | None:
         """The first cue (as written in the list, lower case) that ``text`` contains, or None."""
         if not self.phrases:
             return None
         words = words_of(text)
+        if self.ignored:
+            words = _without(words, self.ignored)
         for start in range(len(words)):
             for size in range(1, min(self.longest, len(words) - start) + 1):
                 window = tuple(words[start:start + size])
                 if window in self.phrases:
                     return " ".join(window)
         return None
+
+
+def _phrase(text: str, kind: str) -> tuple[str, ...]:
+    words = tuple(words_of(text))
+    if not words or " ".join(words) != " ".join(text.lower().split()):
+        raise ValueError(f"a {kind} must be one or more plain words separated by spaces, not {text!r}")
+    return words
+
+
+def _without(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> list[str]:
+    """``words`` with every occurrence of each phrase taken out (longest phrases first); a gap is left
+    where one was, so the words on either side of it do not join into a phrase."""
+    kept: list[str] = []
+    at = 0
+    while at < len(words):
+        for phrase in phrases:
+            if tuple(words[at:at + len(phrase)]) == phrase:
+                kept.append("")
+                at += len(phrase)
+                break
+        else:
+            kept.append(words[at])
+            at += 1
+    return kept

@@ -23,6 +23,7 @@
 
     [freshness]                    # a prompt that says "now" in words: never kept longer than this,
     cues = ["now", "today", "right now"]   # whatever the rules above chose (only ever stricter)
+    ignore = ["buy now pay later"]         # phrases that contain a cue but are not about now
     action = "cache"
     scope = "user"
     ttl_s = 60
@@ -187,11 +188,14 @@ class TomlPolicy:
         cues = raw.get("cues")
         if not isinstance(cues, list) or not cues or not all(isinstance(c, str) for c in cues):
             raise PolicyError(f"{where}: cues must be a non-empty list of words or phrases")
+        ignore = raw.get("ignore", [])
+        if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
+            raise PolicyError(f"{where}: ignore must be a list of phrases")
         try:
-            finder = NowCues(cues)
+            finder = NowCues(cues, ignore)
         except ValueError as exc:
             raise PolicyError(f"{where}: {exc}") from exc
-        rule = _rule(where, {k: v for k, v in raw.items() if k != "cues"}, "freshness")
+        rule = _rule(where, {k: v for k, v in raw.items() if k not in ("cues", "ignore")}, "freshness")
         if rule.route.action not in ("cache", "origin"):
             raise PolicyError(f"{where}: action must be \"cache\" or \"origin\" (it only makes a route "
                               f"stricter), not {rule.route.action!r}")

@@ -121,3 +121,26 @@ class TestShippedPolicy:
     def test_its_cues_never_make_a_plain_faq_time_sensitive(self) -> None:
         route = load_policy().route(SHARED, "How do I reset my password?")
         assert (route.scope, route.ttl_s) == ("shared", 3600)
+
+
+class TestIgnoredPhrases:
+    def test_a_set_phrase_with_a_cue_in_it_is_not_about_now(self) -> None:
+        cues = NowCues(["now", "today"], ignore=["buy now pay later", "buy now"])
+        assert cues.find("How does buy now pay later work?") is None
+        assert cues.find("Is the Buy Now button broken?") is None
+        assert cues.find("buy now pay later: can I use it today?") == "today"
+        assert cues.find("can I buy it now") == "now"
+
+    def test_the_words_around_an_ignored_phrase_do_not_join(self) -> None:
+        """Taking "x y" out of "right x y now" must not make "right now"."""
+        assert NowCues(["right now"], ignore=["x y"]).find("right x y now") is None
+
+    def test_the_shipped_policy_ignores_buy_now_pay_later(self) -> None:
+        route = load_policy().route(SHARED, "What happens if I miss a Buy Now Pay Later payment?")
+        assert (route.scope, route.ttl_s) == ("shared", 3600)
+
+    def test_ignore_must_be_a_list_of_plain_phrases(self) -> None:
+        for table, message in (('ignore = "buy now"', "list of phrases"), ('ignore = ["buy-now!"]', "plain words")):
+            with pytest.raises(PolicyError, match=message):
+                TomlPolicy('[default]\naction = "cache"\nttl_s = 60\n[freshness]\ncues = ["now"]\n'
+                           f'action = "origin"\n{table}\n')
