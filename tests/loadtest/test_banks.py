@@ -1,4 +1,5 @@
-"""The held-out question banks: well-formed, big enough, no question under two labels, the issue's examples in."""
+"""The held-out question banks: well-formed, big enough, no question under two labels. (The issue's examples
+are training data now: tests/shared/intent/test_intent_shipped_decisions.py routes them.)"""
 
 from __future__ import annotations
 
@@ -14,13 +15,6 @@ from hypothesis import strategies as st
 from loadtest.banks import LABELS, BankError, Question, load_banks, parse_bank
 
 MINIMUM = {"shareable": 150, "personal": 150, "time_sensitive": 100, "small_talk": 60, "fresh": 50}
-ISSUE_EXAMPLES = {  # issue 16, quoted
-    "shareable": ["How do I reset my password?", "What are your opening hours?", "What is your return policy?",
-                  "How do I contact customer support?", "What is the capital of France?",
-                  "Write a haiku about the sea."],
-    "personal": ["What's on my calendar tomorrow?", "Text Sarah that I'm running late.", "Where did I park my car?"],
-    "time_sensitive": ["How many people are in the queue right now?"],
-}
 
 
 def _norm(text: str) -> str:
@@ -42,13 +36,6 @@ def test_no_question_twice() -> None:
         for q in questions:
             assert _norm(q.text) not in seen, (q.text, label, seen.get(_norm(q.text)))
             seen[_norm(q.text)] = label
-
-
-def test_the_issues_examples_are_in() -> None:
-    """The questions issue 16 reports are asked, under the label the issue gives them."""
-    banks = {label: {q.text for q in questions} for label, questions in load_banks().items()}
-    for label, examples in ISSUE_EXAMPLES.items():
-        assert set(examples) <= banks[label], set(examples) - banks[label]
 
 
 def test_malformed_lines_name_file_and_line() -> None:

@@ -21,3 +21,25 @@ def test_dev_website_prompts_route_well() -> None:
     assert report["shareable_second_user_from_edge"] >= 0.88
     assert report["personal_crosses_users"] <= 0.015
     assert report["time_sensitive_over_300s"] <= 0.015
+
+
+# Issue 16's own examples, quoted. They are training data now (the first question banks, scored once, became
+# website_prompts_banks1.jsonl), so this checks that what the issue reported is fixed, not judgement.
+ISSUE_EXAMPLES = {
+    ("cache", "shared"): ["How do I reset my password?", "What are your opening hours?",
+                          "What is your return policy?", "How do I contact customer support?",
+                          "What is the capital of France?", "Write a haiku about the sea."],
+    ("origin", "none"): ["What's on my calendar tomorrow?", "Text Sarah that I'm running late.",
+                         "Where did I park my car?"],
+    ("cache", "user"): ["How many people are in the queue right now?"],
+}
+
+
+def test_the_issues_examples_are_routed_as_the_issue_asks() -> None:
+    classifier, policy = load_classifier(runtime="pooled"), load_policy()
+    for (action, scope), prompts in ISSUE_EXAMPLES.items():
+        for prompt in prompts:
+            route = policy.route(classifier.classify(prompt), prompt)
+            assert (route.action, route.scope) == (action, scope), prompt
+            if scope == "user":
+                assert route.ttl_s is not None and route.ttl_s + route.stale_s <= 300, prompt
