@@ -5,7 +5,9 @@ Three layers, each timed per request over many iterations:
     core/memory   ``EdgeApp.handle`` with the in-memory runtime (edge.memory): the platform-neutral logic
     core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
     asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics
-                  (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
+                  (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs. One worker, as `eaves up`
+                  runs it (rate-limit counters in memory, written back to LMDB); ``/workers``: the counters
+                  of a server with several workers (an LMDB write transaction per request)
     http/lmdb     the same app behind uvicorn's own HTTP protocol (httptools), fed the request's bytes and
                   writing the response's bytes into a stand-in transport: everything a served hit costs but
                   the sockets and the event loop's I/O (logs and metrics on, as `eaves up` runs)
@@ -193,12 +195,13 @@ async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
 
 
 async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]], *, name: str = "asgi/lmdb",
-                    metrics: bool = True, logs: bool = False) -> Layer:
+                    metrics: bool = True, logs: bool = False, workers: int = 1) -> Layer:
     """The emulator's ASGI app called directly with one hit request (no sockets, no HTTP parsing)."""
     from edge.emulator.asgi import EdgeASGI
 
     environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
-               "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off"}
+               "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off",
+               "EAVES_EDGE_WORKERS": str(workers)}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
     cleanup.append(app.aclose)  # writes its buffered log lines while stdout is still the null device
@@ -293,10 +296,11 @@ async def _http_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awa
 
 
 async def http_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]) -> Layer:
-    """The emulator's ASGI app behind uvicorn's protocol, logs and metrics on (the defaults)."""
+    """The emulator's ASGI app behind uvicorn's protocol, logs and metrics on, one worker (the defaults)."""
     from edge.emulator.asgi import EdgeASGI
 
-    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off"}
+    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
+               "EAVES_EDGE_WORKERS": "1"}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
     cleanup.append(app.aclose)
@@ -359,6 +363,7 @@ def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sam
                       await asgi_lmdb(root / "asgi", cleanup),
                       await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
                       await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True),
+                      await asgi_lmdb(root / "asgi-workers", cleanup, name="asgi/lmdb/workers", workers=2),
                       await http_lmdb(root / "http", cleanup), await ceiling_app(), await ceiling_http()]
             await measure_interleaved(layers, iterations)
         finally:
