@@ -153,9 +153,11 @@ async def test_log_line_escapes_what_clients_choose() -> None:
 @settings(max_examples=200, deadline=None)
 @given(request_id=st.text(max_size=40), tenant=st.text(max_size=40), method=st.text(min_size=1, max_size=10),
        path=st.text(max_size=60), route=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
-       marks=st.lists(st.sampled_from(["auth", "ratelimit", "parse", "kv", "classify", "origin"]), max_size=6))
+       marks=st.lists(st.sampled_from(["auth", "ratelimit", "parse", "kv", "classify", "origin"]), max_size=6),
+       status=st.sampled_from([200, 202, 400, 401, 404, 429, 502]), intent=st.text(max_size=20))
 def test_any_request_gives_one_json_line_with_its_values(request_id: str, tenant: str, method: str, path: str,
-                                                         route: str | None, marks: list[str]) -> None:
+                                                         route: str | None, marks: list[str], status: int,
+                                                         intent: str) -> None:
     """Whatever a client or tenant chose, the log line is one line of JSON that gives back exactly those values,
     and its segment times are the Server-Timing header's."""
     stream = io.StringIO()
@@ -165,11 +167,12 @@ def test_any_request_gives_one_json_line_with_its_values(request_id: str, tenant
     for name in marks:
         timing.mark(name)
     timing.tenant = tenant
-    headers = [("x-edge-route", route)] if route else []
-    log.observe(EdgeRequest(method, path, {}, b""), EdgeResponse(200, b"{}", headers), timing, request_id)
+    headers = ([("x-edge-route", route)] if route else []) + ([("x-edge-intent", intent)] if intent else [])
+    log.observe(EdgeRequest(method, path, {}, b""), EdgeResponse(status, b"{}", headers), timing, request_id)
     lines = stream.getvalue().split("\n")  # JSON lines end at "\n" only (U+0085 or U+2028 may stay raw inside)
     assert len(lines) == 2 and lines[1] == ""
     line = json.loads(lines[0])
     assert (line["request_id"], line["tenant"], line["method"], line["path"]) == (request_id, tenant, method, path)
-    assert line["route"] == (route or "other")
+    assert line["route"] == (route or route_label(None, status))
+    assert (line["status"], line["intent"]) == (status, intent)
     assert line["timing_ms"] == {name: 1.0 for name in marks}
