@@ -143,13 +143,14 @@ class EdgeApp:
         if request.path in (CHAT_PATH, responses.PATH) and response.header(wire.SCOPE_HEADER) is None:
             # Errors, canned and uncached answers: nothing was kept for anyone.
             response.headers += [(wire.SCOPE_HEADER, "none"), ("cache-control", "no-store")]
-        route = response.header(wire.ROUTE_HEADER)
+        route = timing.route = response.header(wire.ROUTE_HEADER)
         if route:
             self.stats[route] += 1
         response.headers.append((wire.REQUEST_ID_HEADER, request_id))
         response.headers.append((wire.RUNTIME_HEADER, self.runtime))
         response.headers.append(("server-timing", timing.header()))
         if self.observer is not None:
+            timing.stop()
             self.observer(request, response, timing, request_id)
         return response
 

@@ -28,7 +28,8 @@ class RequestLog:
         status = response.status
         self.writer.emit_later(self._render, (
             self.writer.now(), request_id, request.method, request.path, status,
-            route_label(response.header(wire.ROUTE_HEADER), status), response.header(wire.INTENT_HEADER) or "",
+            route_label(timing.route or response.header(wire.ROUTE_HEADER), status),
+            response.header(wire.INTENT_HEADER) or "",
             timing.tenant, timing.elapsed(), timing.header()))
 
     def _render(self, record: tuple[float, str, str, str, int, str, str, str, float, str]) -> str:

@@ -136,6 +136,21 @@ class TestMerge:
         assert hit_ratio(merged["requests"]) == 5 / 6
 
 
+async def test_the_log_line_and_the_histogram_report_one_duration_per_request() -> None:
+    """Both observers read the request's duration from the same stop, so a line's duration_ms is the sum the
+    histogram got for it, even on a clock that moves at every read."""
+    world = await make_world()
+    await world.add_key("acme", "acme")
+    ticks = iter(range(10_000))
+    world.edge.clock.monotonic = lambda: next(ticks) / 1000  # type: ignore[method-assign]
+    stream, counted = io.StringIO(), EdgeMetrics()
+    world.edge.observer = fan_out(counted.observe, RequestLog(JsonLineWriter("edge", stream)).observe)
+    response = await world.chat(key="acme")
+    line = json.loads(stream.getvalue())
+    assert line["route"] == response.header("x-edge-route") == "miss"
+    assert line["duration_ms"] == counted.durations[line["route"]][-1] * 1000
+
+
 async def test_log_line_escapes_what_clients_choose() -> None:
     """Tenant ids cannot hold quotes or backslashes (validated where they are created), and a request id
     with them is not taken at all (replaced by a generated one before it is logged): one valid JSON line."""
