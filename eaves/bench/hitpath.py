@@ -8,11 +8,12 @@ Three layers, each timed per request over many iterations:
                   (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs. One worker, as `eaves up`
                   runs it (rate-limit counters in memory, written back to LMDB); ``/workers``: the counters
                   of a server with several workers (an LMDB write transaction per request)
-    http/lmdb     the same app behind uvicorn's own HTTP protocol (httptools), fed the request's bytes and
-                  writing the response's bytes into a stand-in transport: everything a served hit costs but
-                  the sockets and the event loop's I/O (logs and metrics on, as `eaves up` runs)
+    http/lmdb     the same app behind uvicorn's own HTTP protocol (httptools, with the servers' request-head
+                  limits), fed the request's bytes and writing the response's bytes into a stand-in transport:
+                  everything a served hit costs but the sockets and the event loop's I/O (logs and metrics on,
+                  as `eaves up` runs)
     ceiling/asgi  the ceiling app (Starlette routing, bearer check, JSON parse) called as asgi/lmdb is
-    ceiling/http  and behind uvicorn's protocol as http/lmdb is
+    ceiling/http  and behind plain uvicorn's protocol, as the ceiling server runs
 
 and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), as medians: on a
 shared machine a preempted request adds milliseconds to a mean but nothing to a median.
@@ -264,16 +265,20 @@ def _raw_request(request: EdgeRequest) -> bytes:
     return head.encode("latin-1") + request.body
 
 
-async def _http_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awaitable[Any]],
-                                                                   Callable[[Any], str | None]]:
-    """One keep-alive connection into uvicorn's httptools protocol, as `eaves edge` configures it."""
+async def _http_caller(app: Any, request: EdgeRequest, *, limits: bool = True
+                       ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], str | None]]:
+    """One keep-alive connection into uvicorn's httptools protocol as `eaves edge` configures it (with the
+    request-head limits of edge.emulator.limits), or as plain uvicorn runs the ceiling (``limits=False``)."""
     from uvicorn.config import Config
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     from uvicorn.server import ServerState
 
-    config = Config(app, http="httptools", access_log=False, lifespan="off", log_level="warning")
+    from edge.emulator.limits import uvicorn_options
+
+    protocol_class = uvicorn_options()["http"] if limits else HttpToolsProtocol
+    config = Config(app, http=protocol_class, access_log=False, lifespan="off", log_level="warning")
     state = ServerState()
-    protocol = HttpToolsProtocol(config, state, {}, _loop=asyncio.get_running_loop())
+    protocol = protocol_class(config, state, {}, _loop=asyncio.get_running_loop())
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     raw = _raw_request(request)
@@ -317,7 +322,7 @@ async def ceiling_http() -> Layer:
     from eaves.bench.ceiling import create_app
 
     os.environ.setdefault("EAVES_CEILING_KEY", "ceiling")
-    call, timing_of = await _http_caller(create_app(), hit_request(os.environ["EAVES_CEILING_KEY"]))
+    call, timing_of = await _http_caller(create_app(), hit_request(os.environ["EAVES_CEILING_KEY"]), limits=False)
     response = await call()
     if not response.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"the ceiling app refused the benchmark request: {response[:500]!r}")
