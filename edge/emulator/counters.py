@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+import lmdb
 
 from edge.ports import RateDecision
 from edge.ratelimit import WindowState, sliding_window
@@ -103,11 +106,19 @@ class ProcessRateLimiter:
             return
         dirty, self._dirty = self._dirty, set()
         state = self._state
-        with self._env.begin(db=self._db, write=True) as txn:
-            for key in dirty:
-                raw, counted = state[key]
-                if counted is not None:
-                    txn.put(raw, counted.pack())
+        try:
+            with self._env.begin(db=self._db, write=True) as txn:
+                for key in dirty:
+                    raw, counted = state[key]
+                    if counted is not None:
+                        txn.put(raw, counted.pack())
+        except lmdb.Error:
+            # A full or failing disk: decisions go on from memory (they never needed LMDB), and the same
+            # counters are written with the next write-back, so the store catches up once it can.
+            self._dirty |= dirty
+            with contextlib.suppress(RuntimeError):  # no event loop (at exit): nothing more to try
+                self._timer = asyncio.get_running_loop().call_later(self.interval_s, self.write_back)
+            return
         if len(state) > MAX_REMEMBERED:
             state.clear()  # every counter is in LMDB now: the next request of each reads it back
 

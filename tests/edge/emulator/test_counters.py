@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -89,6 +90,33 @@ async def test_changed_counts_reach_lmdb_without_a_stop(tmp_path: Path) -> None:
         found = stored(tmp_path, "acme")
         assert found is not None and found.current == 2
     finally:
+        limiter.close()
+
+
+async def test_a_failed_write_back_is_retried_and_decisions_go_on(tmp_path: Path) -> None:
+    """LMDB refuses one write-back (a full disk, say): requests are still decided from memory, and the same
+    counts reach LMDB with the next write-back instead of being lost."""
+    limiter = ProcessRateLimiter(tmp_path, clock=ManualClock(START).now, interval_s=0.01)
+    real = limiter._env
+
+    class FailsOnce:
+        failures = 1
+
+        def begin(self, **kwargs: Any) -> Any:
+            if kwargs.get("write") and FailsOnce.failures:
+                FailsOnce.failures -= 1
+                raise lmdb.MapFullError("mdb_put: MDB_MAP_FULL")
+            return real.begin(**kwargs)
+
+    limiter._env = FailsOnce()
+    try:
+        assert [(await limiter.acquire("acme", 2, 60)).allowed for _ in range(3)] == [True, True, False]
+        await asyncio.sleep(0.2)
+        assert FailsOnce.failures == 0
+        found = stored(tmp_path, "acme")
+        assert found is not None and found.current == 2
+    finally:
+        limiter._env = real
         limiter.close()
 
 
