@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from edge.breaker import CircuitBreaker
 from edge.coalesce import Coalescer
 from edge.freshness import freshness, parse_cache_control
 from edge.http import EdgeRequest, EdgeResponse, json_bytes, json_response
+from edge.ids import REQUEST_IDS
 from edge.parsing import LOCALE_HEADER, RequestParser, check_locale, is_json_media_type
 from edge.ports import Background, Clock, KVStore, OriginClient, OriginRequest, OriginResponse, RateLimiter
 from edge.ratelimit import rate_limit_headers, rate_limit_key
@@ -108,7 +108,7 @@ class EdgeApp:
 
     async def handle(self, request: EdgeRequest) -> EdgeResponse:
         timing = Timing(self.clock.monotonic)
-        request_id = wire.clean_request_id(request.headers.get(wire.REQUEST_ID_HEADER)) or os.urandom(8).hex()
+        request_id = wire.clean_request_id(request.headers.get(wire.REQUEST_ID_HEADER)) or REQUEST_IDS.new()
         try:
             if request.path == CHAT_PATH:
                 _only("POST", request, CHAT_PATH)
@@ -143,13 +143,14 @@ class EdgeApp:
         if request.path in (CHAT_PATH, responses.PATH) and response.header(wire.SCOPE_HEADER) is None:
             # Errors, canned and uncached answers: nothing was kept for anyone.
             response.headers += [(wire.SCOPE_HEADER, "none"), ("cache-control", "no-store")]
-        route = response.header(wire.ROUTE_HEADER)
+        route = timing.route = response.header(wire.ROUTE_HEADER)
         if route:
             self.stats[route] += 1
         response.headers.append((wire.REQUEST_ID_HEADER, request_id))
         response.headers.append((wire.RUNTIME_HEADER, self.runtime))
         response.headers.append(("server-timing", timing.header()))
         if self.observer is not None:
+            timing.stop()
             self.observer(request, response, timing, request_id)
         return response
 

@@ -58,7 +58,7 @@ class EdgeMetrics:
         self.breakers: dict[str, str] = {}  # breaker name -> last reported state
         self._breaker_sources: dict[str, Callable[[], str]] = {}  # breaker name -> reads its state now
         # Requests observed but not yet counted: (route, status, seconds, segments, fallback reason).
-        self._pending: list[tuple[str, int, float, tuple[tuple[str, float], ...], str | None]] = []
+        self._pending: list[tuple[str, int, float, list[tuple[str, float]], str | None]] = []
         self.generation = 0  # bumped on every change, so exporters skip unchanged snapshots
 
     # The counts, up to date whenever they are read.
@@ -99,10 +99,10 @@ class EdgeMetrics:
         whenever the counts are read). Counting one request between everything else a request does cost
         ~8 µs of CPU in the emulator here; counted in a batch, far less (README "Measured")."""
         status = response.status
-        route = route_label(response.header(wire.ROUTE_HEADER), status)
+        route = route_label(timing.route or response.header(wire.ROUTE_HEADER), status)
         reason = response.header(FALLBACK_REASON_HEADER) if route in _FALLBACK_ROUTES else None
         pending = self._pending
-        pending.append((route, status, timing.elapsed(), tuple(timing.parts), reason))
+        pending.append((route, status, timing.elapsed(), timing.parts, reason))  # no mark follows: not copied
         if len(pending) >= 256:
             self._count_pending()
 

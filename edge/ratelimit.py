@@ -41,8 +41,17 @@ def rate_limit_key(tenant: str, scope: str) -> str:
     """The counter's name: one per tenant and scope, whatever tier the caller's key has (so holding keys
     of several tiers never multiplies a tenant's budget), and the same short ASCII length for every
     tenant name (LMDB keys stop at 511 bytes, and a binding's key should not carry user text)."""
-    digest = hashlib.sha256(tenant.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"rl/{digest}/{scope}"
+    found = _KEYS.get((tenant, scope))
+    if found is None:
+        if len(_KEYS) >= 4096:
+            _KEYS.clear()  # bounded: past that many tenants each only hashes again
+        digest = hashlib.sha256(tenant.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        found = _KEYS[(tenant, scope)] = f"rl/{digest}/{scope}"
+    return found
+
+
+# (tenant, scope) -> counter name: a tenant's requests name the same counter every time (~0.5 µs a hash).
+_KEYS: dict[tuple[str, str], str] = {}
 
 
 def sliding_window(state: WindowState | None, now: float, limit: int, window_s: int

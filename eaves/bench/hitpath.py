@@ -5,12 +5,15 @@ Three layers, each timed per request over many iterations:
     core/memory   ``EdgeApp.handle`` with the in-memory runtime (edge.memory): the platform-neutral logic
     core/lmdb     ``EdgeApp.handle`` with the emulator's LMDB KV and LMDB rate-limit counters
     asgi/lmdb     the emulator's ASGI app (``EdgeASGI``) called directly: adds the ASGI adapter and metrics
-                  (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs
-    http/lmdb     the same app behind uvicorn's own HTTP protocol (httptools), fed the request's bytes and
-                  writing the response's bytes into a stand-in transport: everything a served hit costs but
-                  the sockets and the event loop's I/O (logs and metrics on, as `eaves up` runs)
+                  (JSON logs off); ``/no-metrics`` and ``/logs`` show what each costs. One worker, as `eaves up`
+                  runs it (rate-limit counters in memory, written back to LMDB); ``/workers``: the counters
+                  of a server with several workers (an LMDB write transaction per request)
+    http/lmdb     the same app behind uvicorn's own HTTP protocol (httptools, with the servers' request-head
+                  limits), fed the request's bytes and writing the response's bytes into a stand-in transport:
+                  everything a served hit costs but the sockets and the event loop's I/O (logs and metrics on,
+                  as `eaves up` runs)
     ceiling/asgi  the ceiling app (Starlette routing, bearer check, JSON parse) called as asgi/lmdb is
-    ceiling/http  and behind uvicorn's protocol as http/lmdb is
+    ceiling/http  and behind plain uvicorn's protocol, as the ceiling server runs
 
 and the segments the core reports in ``Server-Timing`` (auth, ratelimit, parse, kv), as medians: on a
 shared machine a preempted request adds milliseconds to a mean but nothing to a median.
@@ -193,12 +196,13 @@ async def core_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]
 
 
 async def asgi_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]], *, name: str = "asgi/lmdb",
-                    metrics: bool = True, logs: bool = False) -> Layer:
+                    metrics: bool = True, logs: bool = False, workers: int = 1) -> Layer:
     """The emulator's ASGI app called directly with one hit request (no sockets, no HTTP parsing)."""
     from edge.emulator.asgi import EdgeASGI
 
     environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
-               "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off"}
+               "EAVES_LOG": "on" if logs else "off", "EAVES_METRICS": "on" if metrics else "off",
+               "EAVES_EDGE_WORKERS": str(workers)}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
     cleanup.append(app.aclose)  # writes its buffered log lines while stdout is still the null device
@@ -261,16 +265,20 @@ def _raw_request(request: EdgeRequest) -> bytes:
     return head.encode("latin-1") + request.body
 
 
-async def _http_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awaitable[Any]],
-                                                                   Callable[[Any], str | None]]:
-    """One keep-alive connection into uvicorn's httptools protocol, as `eaves edge` configures it."""
+async def _http_caller(app: Any, request: EdgeRequest, *, limits: bool = True
+                       ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any], str | None]]:
+    """One keep-alive connection into uvicorn's httptools protocol as `eaves edge` configures it (with the
+    request-head limits of edge.emulator.limits), or as plain uvicorn runs the ceiling (``limits=False``)."""
     from uvicorn.config import Config
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     from uvicorn.server import ServerState
 
-    config = Config(app, http="httptools", access_log=False, lifespan="off", log_level="warning")
+    from edge.emulator.limits import uvicorn_options
+
+    protocol_class = uvicorn_options()["http"] if limits else HttpToolsProtocol
+    config = Config(app, http=protocol_class, access_log=False, lifespan="off", log_level="warning")
     state = ServerState()
-    protocol = HttpToolsProtocol(config, state, {}, _loop=asyncio.get_running_loop())
+    protocol = protocol_class(config, state, {}, _loop=asyncio.get_running_loop())
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     raw = _raw_request(request)
@@ -293,10 +301,11 @@ async def _http_caller(app: Any, request: EdgeRequest) -> tuple[Callable[[], Awa
 
 
 async def http_lmdb(data_dir: Path, cleanup: list[Callable[[], Awaitable[None]]]) -> Layer:
-    """The emulator's ASGI app behind uvicorn's protocol, logs and metrics on (the defaults)."""
+    """The emulator's ASGI app behind uvicorn's protocol, logs and metrics on, one worker (the defaults)."""
     from edge.emulator.asgi import EdgeASGI
 
-    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off"}
+    environ = {"EAVES_TIERS": json.dumps({TIER: {"limit": 10**9, "window_s": 60}}), "EAVES_INTENT": "off",
+               "EAVES_EDGE_WORKERS": "1"}
     app = EdgeASGI(data_dir, environ)
     edge = app._ensure()
     cleanup.append(app.aclose)
@@ -313,7 +322,7 @@ async def ceiling_http() -> Layer:
     from eaves.bench.ceiling import create_app
 
     os.environ.setdefault("EAVES_CEILING_KEY", "ceiling")
-    call, timing_of = await _http_caller(create_app(), hit_request(os.environ["EAVES_CEILING_KEY"]))
+    call, timing_of = await _http_caller(create_app(), hit_request(os.environ["EAVES_CEILING_KEY"]), limits=False)
     response = await call()
     if not response.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"the ceiling app refused the benchmark request: {response[:500]!r}")
@@ -359,6 +368,7 @@ def run(iterations: int = 20_000, data_dir: Path | None = None) -> dict[str, Sam
                       await asgi_lmdb(root / "asgi", cleanup),
                       await asgi_lmdb(root / "asgi-nm", cleanup, name="asgi/lmdb/no-metrics", metrics=False),
                       await asgi_lmdb(root / "asgi-logs", cleanup, name="asgi/lmdb/logs", logs=True),
+                      await asgi_lmdb(root / "asgi-workers", cleanup, name="asgi/lmdb/workers", workers=2),
                       await http_lmdb(root / "http", cleanup), await ceiling_app(), await ceiling_http()]
             await measure_interleaved(layers, iterations)
         finally:

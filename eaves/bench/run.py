@@ -430,6 +430,7 @@ def format_table(data: dict[str, Any]) -> str:
               "core/memory/user": "same, request names its end user", "core/lmdb/user": "LMDB, names its end user",
               "asgi/lmdb": "ASGI app, LMDB, metrics on", "asgi/lmdb/no-metrics": "ASGI app, LMDB, metrics off",
               "asgi/lmdb/logs": "ASGI app, LMDB, metrics + JSON logs",
+              "asgi/lmdb/workers": "ASGI app, LMDB counters (N workers)",
               "http/lmdb": "uvicorn protocol + ASGI app, logs+metrics",
               "ceiling/asgi": "ceiling app (Starlette), same call",
               "ceiling/http": "ceiling app behind uvicorn protocol"}

@@ -35,4 +35,6 @@ def run(args: argparse.Namespace) -> int:
     return serve("edge.emulator.asgi:create_app", host=args.host, port=args.edge_port,
                  workers=args.workers, access_log=args.access_log,
                  env={"EAVES_DATA_DIR": str(args.data_dir), "EAVES_ORIGIN_URL": args.origin,
-                      "EAVES_METRICS_DIR": str(metrics_dir)})
+                      "EAVES_METRICS_DIR": str(metrics_dir),
+                      # one worker keeps its rate-limit counters in memory (edge.emulator.counters)
+                      "EAVES_EDGE_WORKERS": str(args.workers)})

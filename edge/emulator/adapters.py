@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 
 from edge import errors
+from edge.emulator.counters import claim, counter_key
 from edge.ports import OriginRequest, OriginResponse, RateDecision
 from edge.ratelimit import WindowState, sliding_window
 from shared.kv_lmdb import AsyncLmdbKV, open_env
@@ -20,9 +20,11 @@ __all__ = ["AsyncLmdbKV", "HttpxOriginClient", "LmdbRateLimiter"]
 
 class LmdbRateLimiter:
     """Sliding-window counters shared by every emulator worker process: read, decide and write in
-    one LMDB write transaction, which LMDB serialises across processes."""
+    one LMDB write transaction, which LMDB serialises across processes. (One process alone keeps them in
+    memory instead: ``edge.emulator.counters``; the two never count in one directory at once.)"""
 
     def __init__(self, path: Any, clock: Any = time.time) -> None:
+        self._lock_fd = claim(path, exclusive=False)
         self._env = open_env(path, map_size=64 << 20, durable=False, writemap=True)  # on every request
         self._db = self._env.open_db(b"ratelimit")
         self._clock = clock
@@ -30,9 +32,7 @@ class LmdbRateLimiter:
     async def acquire(self, key: str, limit: int, window_s: int) -> RateDecision:
         # The core names one counter per tenant and scope (edge.ratelimit.rate_limit_key); budgets of
         # different tiers share it. Longer names than LMDB takes are hashed, never an error.
-        raw_key = key.encode("utf-8", "surrogatepass")
-        if len(raw_key) > 480:
-            raw_key = b"h/" + hashlib.sha256(raw_key).hexdigest().encode()
+        raw_key = counter_key(key)
         with self._env.begin(db=self._db, write=True) as txn:
             state, decision = sliding_window(WindowState.unpack(txn.get(raw_key)), self._clock(), limit, window_s)
             txn.put(raw_key, state.pack())

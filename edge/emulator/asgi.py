@@ -15,6 +15,7 @@ from typing import Any
 from edge import bootstrap, errors
 from edge.app import EdgeApp
 from edge.emulator.adapters import AsyncLmdbKV, HttpxOriginClient, LmdbRateLimiter
+from edge.emulator.counters import ProcessRateLimiter
 from edge.emulator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge.emulator.metrics import MetricsExporter, exporter_from_env
 from edge.emulator.metrics_auth import metrics_refused, metrics_token_matches
@@ -54,6 +55,12 @@ def log_flush_interval(environ: Mapping[str, str]) -> float:
     return seconds
 
 
+def one_process(environ: Mapping[str, str]) -> bool:
+    """True when this edge is its server's only worker (``eaves edge`` says so in EAVES_EDGE_WORKERS); unknown
+    counts as several, which is always correct, only slower (edge.emulator.counters)."""
+    return environ.get("EAVES_EDGE_WORKERS", "").strip() == "1"
+
+
 def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None, exporter: MetricsExporter | None = None,
                      log: RequestLog | None = None) -> tuple[EdgeApp, HttpxOriginClient]:
     """The emulator's EdgeApp over LMDB and httpx, built from ``environ`` (the process environment by default);
@@ -69,7 +76,8 @@ def build_local_edge(data_dir: Path, environ: dict[str, str] | None = None, expo
         settings=settings,
         kv=AsyncLmdbKV(LmdbKV(stack.kv_path)),
         origin=origin,
-        limiter=LmdbRateLimiter(stack.ratelimit_path),
+        limiter=(ProcessRateLimiter(stack.ratelimit_path) if one_process(environ)
+                 else LmdbRateLimiter(stack.ratelimit_path)),
         clock=SystemClock(),
         background=TaskBackground(),
         classifier=classifier,
@@ -127,7 +135,8 @@ class EdgeASGI:
                 return
 
     async def aclose(self) -> None:
-        """A clean stop: the last metrics snapshot and every buffered log line written, the origin pool closed."""
+        """A clean stop: the last metrics snapshot, every buffered log line and every rate-limit count written,
+        the origin pool closed."""
         if self.log is not None:
             self.log.writer.flush()
         if self.metrics is not None:
@@ -135,6 +144,8 @@ class EdgeASGI:
         if self._origin is not None:
             await self._origin.aclose()
             self._origin = None
+        if self.edge is not None and isinstance(self.edge.limiter, ProcessRateLimiter):
+            self.edge.limiter.close()  # every count written back, and the counters free for the next edge
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self._ensure()

@@ -57,6 +57,8 @@ if HAVE_HTTPTOOLS:
             self._in_head = True  # until the current request's headers are complete
             self._head_bytes = 0
             self._refused = False
+            # When the current head began (the connection's start counts for the first); None between heads.
+            self._head_started: float | None = self.loop.time()
             self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.header_timeout_s,
                                                                                 self._head_timeout)
 
@@ -69,6 +71,11 @@ if HAVE_HTTPTOOLS:
                 return
             if self._in_head:
                 self._head_bytes += len(data)
+                if self._head_started is None:
+                    self._head_started = self.loop.time()
+                # One timer per connection, not one per request: a timer still pending from an earlier head
+                # is moved to this head's deadline when it fires (_head_timeout), so keep-alive requests
+                # back to back do not each create and cancel one (~2 µs of a ~100 µs cache hit).
                 if self._head_timer is None:
                     self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
             super().data_received(data)
@@ -77,13 +84,15 @@ if HAVE_HTTPTOOLS:
                 self._refuse_too_large()
 
         def on_headers_complete(self) -> None:
-            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-            if size > self.max_header_bytes:  # a head that arrived whole in one large read
-                self._refuse_too_large()
-                raise _Refused
+            # The head is at most the bytes read while in it, so only a read past the bound needs the sum.
+            if self._head_bytes > self.max_header_bytes:
+                size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+                if size > self.max_header_bytes:  # a head that arrived whole in one large read
+                    self._refuse_too_large()
+                    raise _Refused
             self._in_head = False
             self._head_bytes = 0
-            self._cancel_timer()
+            self._head_started = None  # the pending timer, if any, finds no head when it fires
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
@@ -101,7 +110,11 @@ if HAVE_HTTPTOOLS:
 
         def _head_timeout(self) -> None:
             self._head_timer = None
-            if not self._in_head or self._refused or self.transport.is_closing():
+            if not self._in_head or self._refused or self.transport.is_closing() or self._head_started is None:
+                return
+            left = self._head_started + self.header_timeout_s - self.loop.time()
+            if left > 0:  # armed for an earlier head: this one still has time
+                self._head_timer = self.loop.call_later(left, self._head_timeout)
                 return
             if self.cycle is not None and not self.cycle.response_complete:
                 return  # a response is still going out; the next request's head is not late yet

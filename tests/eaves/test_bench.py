@@ -108,7 +108,7 @@ def test_in_process_hit_path_emits_every_layer() -> None:
     data = bench("--in-process-only", "--iterations", "300")
     hit_path = data["hit_path"]
     layers = {"core/memory", "core/lmdb", "core/memory/user", "core/lmdb/user", "asgi/lmdb", "asgi/lmdb/no-metrics",
-              "asgi/lmdb/logs", "http/lmdb", "ceiling/asgi", "ceiling/http"}
+              "asgi/lmdb/logs", "asgi/lmdb/workers", "http/lmdb", "ceiling/asgi", "ceiling/http"}
     assert isinstance(hit_path, dict) and set(hit_path) == layers
     for name, sample in hit_path.items():
         if name.startswith("ceiling/"):

@@ -136,6 +136,21 @@ class TestMerge:
         assert hit_ratio(merged["requests"]) == 5 / 6
 
 
+async def test_the_log_line_and_the_histogram_report_one_duration_per_request() -> None:
+    """Both observers read the request's duration from the same stop, so a line's duration_ms is the sum the
+    histogram got for it, even on a clock that moves at every read."""
+    world = await make_world()
+    await world.add_key("acme", "acme")
+    ticks = iter(range(10_000))
+    world.edge.clock.monotonic = lambda: next(ticks) / 1000  # type: ignore[method-assign]
+    stream, counted = io.StringIO(), EdgeMetrics()
+    world.edge.observer = fan_out(counted.observe, RequestLog(JsonLineWriter("edge", stream)).observe)
+    response = await world.chat(key="acme")
+    line = json.loads(stream.getvalue())
+    assert line["route"] == response.header("x-edge-route") == "miss"
+    assert line["duration_ms"] == counted.durations[line["route"]][-1] * 1000
+
+
 async def test_log_line_escapes_what_clients_choose() -> None:
     """Tenant ids cannot hold quotes or backslashes (validated where they are created), and a request id
     with them is not taken at all (replaced by a generated one before it is logged): one valid JSON line."""
@@ -153,9 +168,11 @@ async def test_log_line_escapes_what_clients_choose() -> None:
 @settings(max_examples=200, deadline=None)
 @given(request_id=st.text(max_size=40), tenant=st.text(max_size=40), method=st.text(min_size=1, max_size=10),
        path=st.text(max_size=60), route=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
-       marks=st.lists(st.sampled_from(["auth", "ratelimit", "parse", "kv", "classify", "origin"]), max_size=6))
+       marks=st.lists(st.sampled_from(["auth", "ratelimit", "parse", "kv", "classify", "origin"]), max_size=6),
+       status=st.sampled_from([200, 202, 400, 401, 404, 429, 502]), intent=st.text(max_size=20))
 def test_any_request_gives_one_json_line_with_its_values(request_id: str, tenant: str, method: str, path: str,
-                                                         route: str | None, marks: list[str]) -> None:
+                                                         route: str | None, marks: list[str], status: int,
+                                                         intent: str) -> None:
     """Whatever a client or tenant chose, the log line is one line of JSON that gives back exactly those values,
     and its segment times are the Server-Timing header's."""
     stream = io.StringIO()
@@ -165,11 +182,12 @@ def test_any_request_gives_one_json_line_with_its_values(request_id: str, tenant
     for name in marks:
         timing.mark(name)
     timing.tenant = tenant
-    headers = [("x-edge-route", route)] if route else []
-    log.observe(EdgeRequest(method, path, {}, b""), EdgeResponse(200, b"{}", headers), timing, request_id)
+    headers = ([("x-edge-route", route)] if route else []) + ([("x-edge-intent", intent)] if intent else [])
+    log.observe(EdgeRequest(method, path, {}, b""), EdgeResponse(status, b"{}", headers), timing, request_id)
     lines = stream.getvalue().split("\n")  # JSON lines end at "\n" only (U+0085 or U+2028 may stay raw inside)
     assert len(lines) == 2 and lines[1] == ""
     line = json.loads(lines[0])
     assert (line["request_id"], line["tenant"], line["method"], line["path"]) == (request_id, tenant, method, path)
-    assert line["route"] == (route or "other")
+    assert line["route"] == (route or route_label(None, status))
+    assert (line["status"], line["intent"]) == (status, intent)
     assert line["timing_ms"] == {name: 1.0 for name in marks}

@@ -123,6 +123,32 @@ def test_rate_limit_shared_across_worker_processes(tmp_path: Path) -> None:
         assert statuses == [200] * 6 + [429] * (len(statuses) - 6)  # within one 60 s window
 
 
+def test_one_worker_keeps_its_rate_limit_counts_across_a_restart(tmp_path: Path) -> None:
+    """One edge worker counts in memory (edge.emulator.counters); a clean stop writes the counts back, so the
+    restarted edge goes on from them: 4 + 4 requests against a limit of 6 in one window give 6 x 200."""
+    from eaves.stack import restart_server
+
+    env = {"EAVES_TIERS": json.dumps({"pro": {"limit": 6, "window_s": 60}}), "EAVES_SIM_TTFT_MS": "0",
+           "EAVES_INTENT": "off"}
+    with running_stack(tmp_path, env=env, edge_workers=1) as stack:
+        assert stack.edge
+        key = create_key(tmp_path, "limited")
+        statuses: list[int] = []
+
+        def send(count: int) -> None:
+            assert stack.edge
+            for _ in range(count):
+                question = {"messages": [{"role": "user", "content": f"question {len(statuses)}"}]}
+                response = httpx.post(stack.edge.url + "/v1/chat/completions", json=question,
+                                      headers={"authorization": f"Bearer {key}"})
+                statuses.append(served_by(response, "cpython").status_code)
+
+        send(4)
+        restart_server(stack.edge)
+        send(4)
+        assert statuses == [200] * 6 + [429] * 2  # within one 60 s window
+
+
 def test_origin_down_gives_502_quickly(tmp_path: Path, runtime: str) -> None:
     """An edge whose origin is not listening answers 502 origin_unreachable with a JSON error at once, not after
     its 30 s origin timeout (which would be a 504 origin_timeout)."""

@@ -115,6 +115,33 @@ class TestRequestHeadLimits:
         raw = exchange(server, one, one, one, last)
         assert raw.count(b"HTTP/1.1 200") == 4
 
+    def test_a_later_head_gets_its_whole_time_on_a_kept_alive_connection(self, server: tuple[str, int]) -> None:
+        """One timer per connection: the one armed for the first request fires (0.5 s) while the second head,
+        begun at 0.3 s, is half sent; that head still has until 0.8 s, and completing it at 0.65 s passes."""
+        first = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"
+        with socket.create_connection(server, timeout=10) as sock:
+            sock.sendall(first)
+            threading.Event().wait(0.3)
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n")
+            threading.Event().wait(0.35)
+            sock.sendall(b"connection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert received.count(b"HTTP/1.1 200") == 2 and b"408" not in received
+
+    def test_a_kept_alive_connection_may_rest_between_requests(self, server: tuple[str, int]) -> None:
+        """The head deadline runs from a head's first byte: a pause between requests longer than it is no
+        slow head (uvicorn's keep-alive timeout governs idle connections)."""
+        with socket.create_connection(server, timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+            threading.Event().wait(0.8)
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert received.count(b"HTTP/1.1 200") == 2
+
     def test_uvicorn_options_name_the_bounded_protocol(self) -> None:
         """`eaves edge` and `eaves origin` pass these options to uvicorn."""
         assert uvicorn_options()["http"] is BoundedHttpToolsProtocol
