@@ -69,6 +69,24 @@ def test_tenant_ids_are_checked_where_they_are_created(stack: Stack, stack_dir: 
     assert routes == ["miss", "hit"]
 
 
+def test_servers_neither_name_themselves_nor_take_forwarded_addresses(stack: Stack, stack_dir: Path) -> None:
+    """No ``server`` header on either server, and an X-Forwarded-For from a local client changes nothing
+    (uvicorn's proxy-headers middleware is off: it was per-request work, and any local client could
+    claim any address through it)."""
+    assert stack.origin
+    key = create_key(stack_dir, "acme")
+    body = {"model": "m", "messages": [{"role": "user", "content": "What is a lighthouse?"}]}
+    plain = httpx.post(stack.edge.url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+    forwarded = httpx.post(stack.edge.url + "/v1/chat/completions", json=body,
+                           headers={"authorization": f"Bearer {key}", "x-forwarded-for": "203.0.113.9",
+                                    "x-forwarded-proto": "https"})
+    assert plain.status_code == forwarded.status_code == 200
+    assert forwarded.headers["x-edge-route"] == "hit"
+    for response in (plain, forwarded, httpx.get(stack.edge.url + "/healthz"),
+                     httpx.get(stack.origin.url + "/healthz")):
+        assert "server" not in response.headers
+
+
 def test_origin_refuses_unsigned(stack: Stack) -> None:
     """Calling the origin directly, around the edge, gets 401 with a JSON error."""
     assert stack.origin
