@@ -62,13 +62,18 @@ def exchange(address: tuple[str, int], *parts: bytes) -> bytes:
                 sock.sendall(part)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        return received
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or resets it)."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
 
 
 def status_and_json(raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -125,9 +130,7 @@ class TestRequestHeadLimits:
             sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n")
             threading.Event().wait(0.35)
             sock.sendall(b"connection: close\r\n\r\n")
-            received = b""
-            while chunk := sock.recv(65536):
-                received += chunk
+            received = read_until_closed(sock)
         assert received.count(b"HTTP/1.1 200") == 2 and b"408" not in received
 
     def test_a_kept_alive_connection_may_rest_between_requests(self, server: tuple[str, int]) -> None:
@@ -137,9 +140,7 @@ class TestRequestHeadLimits:
             sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
             threading.Event().wait(0.8)
             sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
-            received = b""
-            while chunk := sock.recv(65536):
-                received += chunk
+            received = read_until_closed(sock)
         assert received.count(b"HTTP/1.1 200") == 2
 
     def test_uvicorn_options_name_the_bounded_protocol(self) -> None:
