@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,26 +172,16 @@ def read_failures(csv_prefix: Path) -> list[dict[str, str]]:
         return []
 
 
-def scrape_routes(url: str) -> dict[str, float]:
-    """Requests by route as the edge's own /metrics counts them (empty if it has none)."""
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10) as response:
-            text = response.read().decode()
-    except OSError:
-        return {}
-    counts: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("eaves_edge_requests_total{") and 'route="' in line:
-            route = line.split('route="', 1)[1].split('"', 1)[0]
-            counts[route] = counts.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
-    return counts
+def run_locust(config: LoadTestConfig, url: str, key: str, low_key: str,
+               operator_headers: dict[str, str] | None = None) -> LoadTestResult:
+    """``operator_headers`` open the edge's /metrics (it answers only the operator's token); without them the
+    edge's own count of routes is left out of the report."""
+    from eaves.bench.run import scrape
 
-
-def run_locust(config: LoadTestConfig, url: str, key: str, low_key: str) -> LoadTestResult:
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     prefix = out / "locust"
-    before = scrape_routes(url)
+    before = scrape(url, operator_headers)
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
                "-u", str(config.users), "-r", str(config.spawn_rate), "-t", f"{config.run_time_s}s",
                "--stop-timeout", "5", "--host", url, "--csv", str(prefix), "--html", str(out / "report.html"),
@@ -214,7 +203,7 @@ def run_locust(config: LoadTestConfig, url: str, key: str, low_key: str) -> Load
         raise LoadTestError(f"locust wrote no statistics (exit {proc.returncode}); see {out / 'locust.log'}:\n"
                             + (out / "locust.log").read_text(errors="replace")[-2000:])
     rows, total = read_stats(prefix)
-    after = scrape_routes(url)
+    after = scrape(url, operator_headers)
     metrics = {route: after.get(route, 0.0) - before.get(route, 0.0) for route in after}
     return LoadTestResult(rows, total, out, read_failures(prefix), metrics, proc.returncode, Checks.read(checks_path))
 
@@ -233,8 +222,9 @@ def create_key(data_dir: Path, tenant: str, tier: str) -> str:
 
 
 @contextlib.contextmanager
-def local_stack(config: LoadTestConfig) -> Iterator[tuple[str, str, str]]:
-    """A fresh stack on 127.0.0.1 with the two load-test tenants; yields (edge URL, key, low key)."""
+def local_stack(config: LoadTestConfig) -> Iterator[tuple[str, str, str, dict[str, str]]]:
+    """A fresh stack on 127.0.0.1 with the two load-test tenants; yields (edge URL, key, low key, the headers
+    that open its /metrics)."""
     from eaves.stack import running_stack
 
     with contextlib.ExitStack() as stack:
@@ -252,7 +242,7 @@ def local_stack(config: LoadTestConfig) -> Iterator[tuple[str, str, str]]:
                                                     origin_workers=config.origin_workers,
                                                     edge_args=["--runtime", config.runtime]))
         assert running.edge is not None
-        yield running.edge.url, key, low_key
+        yield running.edge.url, key, low_key, running.operator_headers
         with contextlib.suppress(OSError):
             (config.out_dir / "logs").mkdir(parents=True, exist_ok=True)
             for server in running.servers:
@@ -264,8 +254,8 @@ def run(config: LoadTestConfig) -> LoadTestResult:
         if not config.key:
             raise LoadTestError("--url needs --key (and --low-key for the over-the-limit client)")
         return run_locust(config, config.url.rstrip("/"), config.key, config.low_key or config.key)
-    with local_stack(config) as (url, key, low_key):
-        return run_locust(config, url, key, low_key)
+    with local_stack(config) as (url, key, low_key, operator_headers):
+        return run_locust(config, url, key, low_key, operator_headers)
 
 
 def format_table(result: LoadTestResult) -> str:

@@ -82,6 +82,7 @@ def test_short_loadtest_has_no_unexpected_failures(tmp_path: Path, request: pyte
         assert routes.get(route, 0) > 0, routes
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "locust_stats.csv").exists()
     assert result.origin_calls_saved > 0
+    assert result.edge_metrics.get("hit", 0) > 0, result.edge_metrics  # the edge's /metrics opened with the token
     # The short form has one visitor per scenario, so only the --slow form (20 visitors, several of them
     # asking personal questions) can see an answer cross users; test_scenarios_stack shows the check bites.
     assert result.served_across_users == 0, result.checks.as_dict()
