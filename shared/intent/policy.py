@@ -217,7 +217,7 @@ class TomlPolicy:
         if self.fresh is not None and chosen.action == "cache" and self._looser(chosen, self.fresh):
             cue = self.cues.find(text)
             if cue is not None:
-                return replace(self.fresh, reason=f"{chosen.reason}; freshness cue {cue!r}")
+                return replace(_stricter(chosen, self.fresh), reason=f"{chosen.reason}; freshness cue {cue!r}")
         return chosen
 
     @staticmethod
@@ -233,6 +233,22 @@ class TomlPolicy:
                  never if fresh.stale_if_error_s is None else fresh.stale_if_error_s)
         wider = _SCOPE_WIDTH[chosen.scope] > _SCOPE_WIDTH[fresh.scope]
         return kept[0] > limit[0] or kept[1] > limit[1] or wider
+
+
+def _stricter(chosen: Route, fresh: Route) -> Route:
+    """``chosen`` held to the ``[freshness]`` rule, field by field: the shorter lifetime and stale windows, the
+    narrower scope (or the origin, if that is the rule). What the rule leaves unset (the origin's timeout, the
+    fallback answer) stays the chosen route's, so applying it can never loosen anything."""
+    timeout = fresh.timeout_s if fresh.timeout_s is not None else chosen.timeout_s
+    answer = fresh.answer if fresh.answer is not None else chosen.answer
+    if fresh.action == "origin":
+        return replace(fresh, timeout_s=timeout, answer=answer)
+    # stale_if_error_s None is the edge's setting (a day by default): the longer of any pair.
+    keep = [s for s in (chosen.stale_if_error_s, fresh.stale_if_error_s) if s is not None]
+    scope = min(chosen.scope, fresh.scope, key=_SCOPE_WIDTH.__getitem__)
+    return replace(chosen, ttl_s=min(t for t in (chosen.ttl_s, fresh.ttl_s) if t is not None),
+                   stale_s=min(chosen.stale_s, fresh.stale_s), stale_if_error_s=min(keep) if keep else None,
+                   scope=scope, timeout_s=timeout, answer=answer)
 
 
 def load_policy_file(path: str | Path | None = None) -> TomlPolicy:

@@ -91,6 +91,22 @@ class TestFreshnessRule:
         route = policy.route(Intent("oos", "oos", 0.9, "time_sensitive", 0.9), "weather now")
         assert (route.ttl_s, route.reason) == (30, "decision time_sensitive")
 
+    def test_each_setting_is_the_stricter_of_the_two(self) -> None:
+        """A rule that is stricter than [freshness] in some ways keeps those: a 30 s lifetime, no stale answer
+        on errors and its own origin timeout survive; only the scope narrows to the asker."""
+        policy = TomlPolicy(POLICY + '\n[intents.weather]\naction = "cache"\nttl_s = 30\nstale_s = 120\n'
+                            'stale_if_error_s = 0\ntimeout_s = 2\nanswer = "Try again soon."\n')
+        route = policy.route(Intent("weather", "utility", 0.9), "weather now")
+        assert (route.action, route.scope, route.ttl_s, route.stale_s, route.stale_if_error_s, route.timeout_s,
+                route.answer) == ("cache", "user", 30, 0, 0, 2.0, "Try again soon.")
+        assert route.reason == "intent weather; freshness cue 'now'"
+
+    def test_an_origin_freshness_rule_keeps_the_routes_timeout(self) -> None:
+        policy = TomlPolicy(POLICY.split("[freshness]")[0] + '[freshness]\ncues = ["now"]\naction = "origin"\n'
+                            '[intents.weather]\naction = "cache"\nttl_s = 30\ntimeout_s = 2\n')
+        route = policy.route(Intent("weather", "utility", 0.9), "weather now")
+        assert (route.action, route.scope, route.timeout_s) == ("origin", "none", 2.0)
+
     def test_an_origin_freshness_rule_sends_every_cue_to_the_origin(self) -> None:
         policy = TomlPolicy(POLICY.split("[freshness]")[0] + '[freshness]\ncues = ["now"]\naction = "origin"\n')
         assert policy.route(SHARED, "what's up now").action == "origin"
