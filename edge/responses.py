@@ -304,10 +304,7 @@ class ResponsesCall:
         if found is not None:
             self.request = found[0]
             return found[1]
-        try:
-            request = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise wire.WireError(f"request body is not valid JSON: {exc}") from exc
+        request = wire.loads_json(body)  # every way json.loads fails on a hostile body is a WireError
         if not isinstance(request, dict):
             raise wire.WireError("request body must be a JSON object")
         chat = json_bytes(to_chat(request))

@@ -107,6 +107,21 @@ class TestCleanErrors:
         assert words in error["message"]
         assert not (await rig.kv.list(prefix="ans/")).keys and not rig.origin.requests
 
+    @pytest.mark.parametrize(("raw", "words"), [
+        (b'{"input": "x", "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "levels deep"),
+        (b'{"input": "x", "max_output_tokens": ' + b"9" * 5000 + b"}", "integer too long"),
+        (b'{"input": "a\\ud800b"}', "surrogate"),
+        (b'{"input": "a\xed\xa0\x80b"}', "UTF-8"),
+        (b'{"input": "x", "temperature": NaN}', "NaN"),
+    ])
+    async def test_the_responses_api_refuses_them_the_same_way(self, raw: bytes, words: str) -> None:
+        """/v1/responses reads its body with the same guarded parser: a 400, never a 500 (or, in Pyodide, a
+        fatal stack overflow), nothing stored, nothing forwarded."""
+        rig = Rig(max_body_bytes=1 << 20)
+        error = refusal(await rig.send(await rig.key("acme"), raw=raw, path="/v1/responses"), 400)
+        assert words in error["message"]
+        assert not (await rig.kv.list(prefix="ans/")).keys and not rig.origin.requests
+
     async def test_a_surrogate_pair_is_valid_unicode_and_goes_through(self) -> None:
         """The escape check refuses only lone surrogates: an escaped emoji is fine."""
         rig = Rig()
