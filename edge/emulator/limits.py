@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from edge.errors import EdgeError, RequestHeadersTooLarge, RequestTimeout
+from edge.ids import REQUEST_IDS
 
 MAX_HEADER_BYTES = int(os.environ.get("EAVES_MAX_HEADER_BYTES", str(32 * 1024)))
 HEADER_TIMEOUT_S = float(os.environ.get("EAVES_HEADER_TIMEOUT_S", "10"))
@@ -38,7 +39,7 @@ def error_response(error: EdgeError, reason: str) -> bytes:
     response = error.to_response()
     body = response.body if isinstance(response.body, bytes) else b""
     head = (f"HTTP/1.1 {error.status} {reason}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nx-request-id: {os.urandom(8).hex()}\r\nconnection: close\r\n\r\n")
+            f"content-length: {len(body)}\r\nx-request-id: {REQUEST_IDS.new()}\r\nconnection: close\r\n\r\n")
     return head.encode("ascii") + body
 
 

@@ -9,10 +9,10 @@ never opens it, and without the token the answer is a 401 that names what is mis
 from __future__ import annotations
 
 import hmac
-import os
 
 from edge import errors
 from edge.http import EdgeResponse
+from edge.ids import REQUEST_IDS
 
 
 def metrics_token_matches(raw_headers: list[tuple[bytes, bytes]], token: str) -> bool:
@@ -26,5 +26,5 @@ def metrics_token_matches(raw_headers: list[tuple[bytes, bytes]], token: str) ->
 def metrics_refused() -> EdgeResponse:
     response = errors.Unauthorized("/metrics needs the operator's metrics token: 'Authorization: Bearer <token>' "
                                    "(eaves up prints it)", code="metrics_token_required").to_response()
-    response.headers.append(("x-request-id", os.urandom(8).hex()))
+    response.headers.append(("x-request-id", REQUEST_IDS.new()))
     return response
