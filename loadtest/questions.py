@@ -20,7 +20,7 @@ import itertools
 import random
 import uuid
 
-from loadtest.banks import texts
+from loadtest.banks import load_banks
 
 
 def _popularity_order(questions: list[str], seed: int) -> list[str]:
@@ -29,10 +29,11 @@ def _popularity_order(questions: list[str], seed: int) -> list[str]:
     return ordered
 
 
-SHAREABLE = _popularity_order(texts("shareable"), 1)
-PERSONAL = _popularity_order(texts("personal"), 2)
-TIME_SENSITIVE = _popularity_order(texts("time_sensitive"), 3)
-SMALL_TALK_BANK = texts("small_talk")
+_BANKS = {label: [q.text for q in questions] for label, questions in load_banks().items()}  # read once
+SHAREABLE = _popularity_order(_BANKS["shareable"], 1)
+PERSONAL = _popularity_order(_BANKS["personal"], 2)
+TIME_SENSITIVE = _popularity_order(_BANKS["time_sensitive"], 3)
+SMALL_TALK_BANK = _BANKS["small_talk"]
 
 _FRESH_FORMS = (
     ("How many grams are in {n} ounces of {food}?", "How long should I bake {n} grams of {food} at {t} degrees?",
