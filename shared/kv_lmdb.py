@@ -11,6 +11,7 @@ LMDB keys stop at 511 bytes and Workers KV's at 512, so a 512-byte name is store
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -141,7 +142,10 @@ class LmdbKV:
             self._write(db_key, record)
         except lmdb.MapFullError:
             # Full: reclaim every expired entry first (a whole pass, only here), then try once more.
-            freed = self.sweep(batch=1 << 30)
+            try:
+                freed = self.sweep(batch=1 << 30)
+            except lmdb.Error:  # a full map can refuse the sweep's own delete transaction
+                freed = 0
             try:
                 if not freed:
                     raise
@@ -153,7 +157,8 @@ class LmdbKV:
                     "start from a fresh data directory") from exc
         self._puts += 1
         if self._puts % SWEEP_EVERY == 0:
-            self.sweep(batch=SWEEP_SCAN, max_scan=SWEEP_SCAN)
+            with contextlib.suppress(lmdb.Error):  # the entry is written: a failed tidy-up must not say otherwise
+                self.sweep(batch=SWEEP_SCAN, max_scan=SWEEP_SCAN)
 
     def _write(self, db_key: bytes, record: bytes) -> None:
         with self._env.begin(db=self._db, write=True) as txn:

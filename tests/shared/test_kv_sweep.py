@@ -73,3 +73,22 @@ def test_a_full_store_reclaims_expired_entries_before_refusing(tmp_path: Path) -
     now[0] += 120  # everything written has expired
     store.put("ans/t/new", b"x" * 2000, expiration_ttl=60)
     assert store.get("ans/t/new") is not None
+
+
+def test_a_failing_sweep_never_turns_into_a_raw_lmdb_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep that fails (a full map can refuse its delete transaction): the periodic one after a written
+    entry is not the put's failure, and a full store is still the clean KVStorageFull."""
+    from shared.kv import KVStorageFull
+
+    store = LmdbKV(tmp_path, map_size=256 * 1024)
+
+    def failing_sweep(*args: object, **kwargs: object) -> int:
+        raise lmdb.MapFullError("full")
+
+    monkeypatch.setattr(store, "sweep", failing_sweep)
+    for i in range(SWEEP_EVERY):
+        store.put(f"ans/t/{i:05d}", b"x", expiration_ttl=60)  # the last one triggers the periodic sweep
+    assert store.get(f"ans/t/{SWEEP_EVERY - 1:05d}") is not None
+    with pytest.raises(KVStorageFull):
+        for i in range(10_000):
+            store.put(f"ans/big/{i:05d}", b"x" * 2000, expiration_ttl=60)
