@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from edge.errors import BadRequest, Forbidden, Unauthorized
-from edge.jwt import MAX_TOKEN_BYTES, JwtConfig, JwtError, looks_like_jwt, verify_jwt
+from edge.jwt import MAX_TOKEN_BYTES, JwtConfig, JwtError, looks_like_jwt, shown, verify_jwt
 from edge.ports import Clock, KVStore
 from shared.cache_keys import TENANT_RULE, InvalidTenant, InvalidUser, validate_tenant, validate_user
 
@@ -142,8 +142,7 @@ class Authenticator:
                                code="invalid_token") from exc
         tier = claims.get(self._jwt.tier_claim, self._jwt.default_tier)
         if not isinstance(tier, str) or (self._tiers and tier not in self._tiers):
-            shown = repr(tier) if len(repr(tier)) <= 40 else repr(tier)[:37] + "..."
-            raise Unauthorized(f"token names an unknown tier {shown}", code="invalid_token")
+            raise Unauthorized(f"token names an unknown tier {shown(tier)}", code="invalid_token")
         subject = claims.get("sub")
         return Principal(tenant, tier, subject if isinstance(subject, str) else "", "jwt", user)
 

@@ -93,7 +93,7 @@ def segment_decode(segment: str) -> bytes:
     return raw
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A header field quoted in an error message: bounded, whatever the token carried."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -119,13 +119,13 @@ def verify_jwt(token: str, config: JwtConfig, now: float) -> dict[str, Any]:
         raise JwtError("token header is not a JSON object")
     alg = header.get("alg")
     if alg not in ("HS256", "RS256"):
-        raise JwtError(f"token algorithm {_shown(alg)} is not accepted (HS256 or RS256 only)")
+        raise JwtError(f"token algorithm {shown(alg)} is not accepted (HS256 or RS256 only)")
     if "crit" in header:
         raise JwtError("token has critical header extensions this edge does not understand")
     kid = header.get("kid")
     candidates = [k for k in config.keys if k.alg == alg and (kid is None or k.kid is None or k.kid == kid)]
     if not candidates:
-        raise JwtError(f"no {alg} key configured" + (f" with kid {_shown(kid)}" if kid else ""))
+        raise JwtError(f"no {alg} key configured" + (f" with kid {shown(kid)}" if kid else ""))
     signing_input = f"{header_b64}.{payload_b64}".encode()
     if not any(key.verify(signing_input, signature) for key in candidates):
         raise JwtError("token signature is invalid")

@@ -18,7 +18,6 @@ stored once under the edge's cache key, the same bytes whether it was streamed o
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from origin.replay import MemoryReplayGuard, ReplayGuard
 from origin.writeback import KVWriter, expiration_for, write_answer
 from shared import cache_keys, signing, sse, wire
 from shared.kv import KVError
+from shared.local_stack import bearer_matches
 
 log = logging.getLogger("eaves.origin")
 
@@ -390,10 +390,8 @@ async def list_models(request: Request) -> Response:
 
 def has_metrics_token(state: OriginState, request: Request) -> bool:
     """``Authorization: Bearer <metrics token>``: usage, cost and traffic figures are the operator's."""
-    given = request.headers.get("authorization", "")
-    expected = f"Bearer {state.metrics_token}"
-    return bool(state.metrics_token) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                                                             expected.encode())
+    return bearer_matches(request.headers.get("authorization", "").encode("utf-8", "surrogatepass"),
+                          state.metrics_token)
 
 
 async def healthz(request: Request) -> Response:

@@ -76,3 +76,8 @@ class LocalStack:
     def origin_secret(self) -> bytes:
         env = os.environ.get("EAVES_ORIGIN_SECRET")
         return env.encode() if env else str(self.config()["origin_secret"]).encode()
+
+
+def bearer_matches(given: bytes, token: str) -> bool:
+    """Whether an Authorization value is ``Bearer <token>`` (constant-time; no token configured: never)."""
+    return bool(token) and hmac.compare_digest(given, b"Bearer " + token.encode())

@@ -8,19 +8,15 @@ never opens it, and without the token the answer is a 401 that names what is mis
 
 from __future__ import annotations
 
-import hmac
-
 from edge import errors
 from edge.http import EdgeResponse
 from edge.ids import REQUEST_IDS
+from shared.local_stack import bearer_matches
 
 
 def metrics_token_matches(raw_headers: list[tuple[bytes, bytes]], token: str) -> bool:
-    if not token:
-        return False
-    expected = b"Bearer " + token.encode()
     given = [value for name, value in raw_headers if name == b"authorization"]
-    return len(given) == 1 and hmac.compare_digest(given[0], expected)
+    return len(given) == 1 and bearer_matches(given[0], token)
 
 
 def metrics_refused() -> EdgeResponse:
