@@ -236,7 +236,7 @@ class EdgeApp:
         headers = [(wire.ROUTE_HEADER, route_name), (wire.INTENT_HEADER, intent.label), *limit_headers]
         # The origin says when it would not keep the answer (truncated, say); a stream's fate is only known
         # at its end, after these headers: its answer is kept unless it ends incomplete.
-        refused = upstream.headers.get("x-eaves-writeback", "").startswith("refused")
+        refused = upstream.headers.get(wire.WRITEBACK_HEADER, "").startswith("refused")
         if store_key is not None and route.ttl_s and upstream.status == 200 and not refused:
             keep = route.stale_if_error_s if route.stale_if_error_s is not None else settings.stale_if_error_s
             headers += self._scope_headers(key_scope(store_key), route.ttl_s, route.stale_s, keep)
@@ -395,7 +395,7 @@ class EdgeApp:
     def _fallback(self, failure: errors.UpstreamError, found: tuple[str, wire.CachedAnswer] | None, route: Route,
                   model: str, intent: Intent, limit_headers: list[tuple[str, str]], stream: bool) -> EdgeResponse:
         """The origin could not answer: a stale answer, else the intent's canned answer, else a clear error."""
-        headers = [("x-edge-fallback-reason", failure.code)]
+        headers = [(wire.FALLBACK_REASON_HEADER, failure.code)]
         stale = self._from_cache(*found, "stale", self.clock.now(), limit_headers, stream) if found else None
         if stale is not None:
             self.stats["fallback_stale"] += 1

@@ -31,7 +31,7 @@ DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 # Routes on which the origin was not called although, without the edge, it would have been.
 SAVED_ROUTES = frozenset({"hit", "stale", "edge", "blocked"})
 CACHE_ROUTES = frozenset({"hit", "stale", "miss"})
-FALLBACK_REASON_HEADER = "x-edge-fallback-reason"
+FALLBACK_REASON_HEADER = wire.FALLBACK_REASON_HEADER
 # Routes whose responses may carry a fallback reason (stale-if-error is served as "stale"): a hit never does.
 _FALLBACK_ROUTES = frozenset({"fallback", "stale"})
 _STATUS_ROUTES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_found", 429: "rate_limited"}

@@ -229,7 +229,7 @@ async def chat_completions(request: Request) -> Response:
     except GenerationError as exc:
         return _generation_error(state, exc)
     headers["x-eaves-generation-ms"] = str(flight.usage.get("eaves", {}).get("generation_ms", ""))
-    headers["x-eaves-writeback"] = flight.writeback
+    headers[wire.WRITEBACK_HEADER] = flight.writeback
     return Response(flight.body, media_type="application/json", headers=headers)
 
 

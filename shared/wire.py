@@ -21,6 +21,7 @@ REQUEST_ID_HEADER = "x-request-id"
 RUNTIME_HEADER = "x-edge-runtime"  # cpython | pyodide | memory: which adapter served the response
 
 SCOPE_HEADER = "x-edge-scope"  # shared | user | none: who may be served this answer from the cache
+FALLBACK_REASON_HEADER = "x-edge-fallback-reason"  # why the origin's answer was replaced (metrics count it)
 
 # Headers the edge sends the origin (inside the signature).
 TENANT_HEADER = "x-eaves-tenant"
@@ -30,6 +31,8 @@ CACHE_TTL_HEADER = "x-eaves-cache-ttl"  # fresh seconds; absent = do not write b
 CACHE_STALE_HEADER = "x-eaves-cache-stale"  # seconds past ttl it may be served stale while refreshing
 CACHE_KEEP_HEADER = "x-eaves-cache-keep"  # seconds past ttl it may be served if the origin fails
 CACHE_INTENT_HEADER = "x-eaves-intent"
+# What the origin did with the answer (pending, queued, skipped, ...): "refused:<reason>" when it would not keep it.
+WRITEBACK_HEADER = "x-eaves-writeback"
 
 # A client's x-request-id is echoed, forwarded to the origin and logged: only a bounded, plain token is
 # taken as it is; anything else is replaced by a generated id (the request still goes through).
