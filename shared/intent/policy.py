@@ -69,13 +69,14 @@ from pathlib import Path
 from typing import Any
 
 from shared.intent.freshness import NowCues
+from shared.intent.records import RecordCues
 from shared.intent.routing import ACTIONS, DECISIONS, SCOPES, Action, Intent, Route, Scope
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
                         "timeout_s", "scope"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
-_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness"})
+_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records"})
 _SCOPE_WIDTH = {"none": 0, "user": 1, "shared": 2}
 
 
@@ -166,6 +167,7 @@ class TomlPolicy:
             raise PolicyError(f"{source}: unknown decision(s) {unknown_decisions}; the model decides one of "
                               f"{list(DECISIONS)}")
         self.cues, self.fresh = self._freshness(data.get("freshness"))
+        self.records, self.owned = self._records(data.get("records"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         name = data.get("version", "policy")
         if not isinstance(name, str):
@@ -185,23 +187,25 @@ class TomlPolicy:
             return NowCues(()), None
         if not isinstance(raw, dict):
             raise PolicyError(f"{where}: expected a table with cues and a rule")
-        cues = raw.get("cues")
-        if not isinstance(cues, list) or not cues or not all(isinstance(c, str) for c in cues):
-            raise PolicyError(f"{where}: cues must be a non-empty list of words or phrases")
-        ignore = raw.get("ignore", [])
-        if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
-            raise PolicyError(f"{where}: ignore must be a list of phrases")
+        cues = _phrases(where, raw, "cues", required=True)
+        ignore = _phrases(where, raw, "ignore", required=False)
         try:
             finder = NowCues(cues, ignore)
         except ValueError as exc:
             raise PolicyError(f"{where}: {exc}") from exc
-        rule = _rule(where, {k: v for k, v in raw.items() if k not in ("cues", "ignore")}, "freshness")
-        if rule.route.action not in ("cache", "origin"):
-            raise PolicyError(f"{where}: action must be \"cache\" or \"origin\" (it only makes a route "
-                              f"stricter), not {rule.route.action!r}")
-        if rule.min_confidence:
-            raise PolicyError(f"{where}: min_confidence has no meaning here (the cues decide)")
-        return finder, rule.route
+        return finder, _narrowing_rule(where, raw, ("cues", "ignore"), "freshness")
+
+    def _records(self, raw: Any) -> tuple[RecordCues, Route | None]:
+        where = f"{self.source} [records]"
+        if raw is None:
+            return RecordCues(()), None
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: expected a table with nouns and a rule")
+        try:
+            finder = RecordCues(_phrases(where, raw, "nouns", required=True))
+        except ValueError as exc:
+            raise PolicyError(f"{where}: {exc}") from exc
+        return finder, _narrowing_rule(where, raw, ("nouns",), "records")
 
     def route(self, intent: Intent, text: str = "") -> Route:
         # An intent rule is the most specific (a canned answer for one intent); then what the prompt asks
@@ -214,6 +218,12 @@ class TomlPolicy:
             if rule is not None and confidence >= rule.min_confidence:
                 chosen = rule.route
                 break
+        # Then the backstops that read the prompt's words, each only ever narrowing what was chosen: a
+        # reference to one of the asker's records, then words about now.
+        if self.owned is not None and chosen.action == "cache" and self._looser(chosen, self.owned):
+            record = self.records.find(text)
+            if record is not None:
+                chosen = replace(_stricter(chosen, self.owned), reason=f"{chosen.reason}; record {record!r}")
         if self.fresh is not None and chosen.action == "cache" and self._looser(chosen, self.fresh):
             cue = self.cues.find(text)
             if cue is not None:
@@ -233,6 +243,25 @@ class TomlPolicy:
                  never if fresh.stale_if_error_s is None else fresh.stale_if_error_s)
         wider = _SCOPE_WIDTH[chosen.scope] > _SCOPE_WIDTH[fresh.scope]
         return kept[0] > limit[0] or kept[1] > limit[1] or wider
+
+
+def _phrases(where: str, raw: dict[str, Any], key: str, *, required: bool) -> list[str]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or (required and not value):
+        needs = "a non-empty list" if required else "a list"
+        raise PolicyError(f"{where}: {key} must be {needs} of words or phrases")
+    return value
+
+
+def _narrowing_rule(where: str, raw: dict[str, Any], lists: tuple[str, ...], reason: str) -> Route:
+    """The rule of a table that may only make a route stricter: ``cache`` (narrower, shorter) or ``origin``."""
+    rule = _rule(where, {k: v for k, v in raw.items() if k not in lists}, reason)
+    if rule.route.action not in ("cache", "origin"):
+        raise PolicyError(f"{where}: action must be \"cache\" or \"origin\" (it only makes a route "
+                          f"stricter), not {rule.route.action!r}")
+    if rule.min_confidence:
+        raise PolicyError(f"{where}: min_confidence has no meaning here (the prompt's words decide)")
+    return rule.route
 
 
 def _stricter(chosen: Route, fresh: Route) -> Route:

@@ -156,7 +156,8 @@ class TestIgnoredPhrases:
         assert (route.scope, route.ttl_s) == ("shared", 3600)
 
     def test_ignore_must_be_a_list_of_plain_phrases(self) -> None:
-        for table, message in (('ignore = "buy now"', "list of phrases"), ('ignore = ["buy-now!"]', "plain words")):
+        for table, message in (('ignore = "buy now"', "list of words or phrases"),
+                               ('ignore = ["buy-now!"]', "plain words")):
             with pytest.raises(PolicyError, match=message):
                 TomlPolicy('[default]\naction = "cache"\nttl_s = 60\n[freshness]\ncues = ["now"]\n'
                            f'action = "origin"\n{table}\n')
