@@ -177,7 +177,8 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     # Without a decision head, a layer only the decision head would read is left out.
     h = settings.hidden if decisions or settings.hidden_heads == "both" else 0
     d_in = h or d  # what the decision head reads
-    c_in = h if h and settings.hidden_heads == "both" else d  # what the intent head reads
+    intent_reads_hidden = bool(h) and settings.hidden_heads == "both"
+    c_in = h if intent_reads_hidden else d  # what the intent head reads
     emb = (rng.standard_normal((v, d)) * 0.1).astype(np.float32)
     weight = (rng.standard_normal((c, c_in)) / np.sqrt(c_in)).astype(np.float32)
     bias = np.zeros(c, dtype=np.float32)
@@ -215,7 +216,8 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
             pooled, weights = _pool(emb, ids, owner, len(rows), keep)
             if h:
                 hidden, pre = _relu_layer(pooled, dense[4], dense[5])
-            x_i = hidden if c_in == h and h else pooled
+            # Which input, not which width: with --dim equal to --hidden the widths match either way.
+            x_i = hidden if intent_reads_hidden else pooled
             x_d = hidden if h else pooled
             grad = _softmax_grad(x_i @ weight.T + bias, y[rows], y_mask[rows], settings.smoothing, 1.0)
             d_grad = _softmax_grad(x_d @ d_weight.T + d_bias, yd[rows], yd_mask[rows], 0.0,
