@@ -41,9 +41,10 @@ _USER = re.compile(r"[\x21-\x7e]{1,128}")
 
 # Request fields that cannot change the answer's content, so are left out of the key (documented in the
 # README). stream/stream_options: the same answer, delivered differently (stored answers replay as streams).
-# user: the end user, who goes to the scope (a shared answer is by definition the same for every user).
+# user/safety_identifier: the end user (OpenAI's old and new name for it), who goes to the scope (a shared
+# answer is by definition the same for every user); keyed, they would split a shared answer per user.
 # metadata/store: OpenAI's bookkeeping for stored completions; the edge never reads them.
-UNKEYED_FIELDS = frozenset({"stream", "stream_options", "user", "metadata", "store"})
+UNKEYED_FIELDS = frozenset({"stream", "stream_options", "user", "safety_identifier", "metadata", "store"})
 
 Scope = Literal["shared", "user"]
 

@@ -246,17 +246,21 @@ def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int
                 or not math.isfinite(temperature) or not 0 <= temperature <= 2):
             raise WireError("'temperature' must be a number between 0 and 2", "temperature")
         temperature = float(temperature)
-    for name, kind in (("user", str), ("n", int), ("top_p", (int, float)), ("stop", (str, list))):
+    for name, kind in (("user", str), ("safety_identifier", str), ("n", int), ("top_p", (int, float)),
+                       ("stop", (str, list))):
         if name in data and data[name] is not None and not isinstance(data[name], kind):
             raise WireError(f"'{name}' has the wrong type", name)
     if data.get("n") not in (None, 1):
         raise WireError("only 'n': 1 is supported", "n")
-    user = data.get("user") or ""
+    # The end user: OpenAI's `user`, or `safety_identifier`, which OpenAI now asks for in its place (as on
+    # /v1/responses); `user` wins when both are given. Either is checked under its own name.
+    field = "user" if data.get("user") else "safety_identifier"
+    user = data.get(field) or ""
     if user:
         try:
             validate_user(user)
         except InvalidUser as exc:
-            raise WireError(f"'user' is not valid: {exc}", "user") from exc
+            raise WireError(f"'{field}' is not valid: {exc}", field) from exc
 
     history = "\x1e".join(f"{role}:{text}" for role, text in turns[:last_user] + turns[last_user + 1:])
     return ChatRequest(model=model, prompt=prompt, system="\n".join(system), history=history,

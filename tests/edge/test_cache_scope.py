@@ -257,6 +257,35 @@ class TestEndUser:
             assert response.header("x-edge-scope") == "none"
         assert personal.generations == 0 and await world.answer_keys() == []
 
+    async def test_safety_identifier_names_the_end_user_when_user_is_absent(self) -> None:
+        """OpenAI's newer end-user field: a user-scoped answer is kept per safety_identifier as per user, and
+        `user` wins when both are given."""
+        world, personal = await world_with("user")
+        first = await world.chat(body=ask("my plan", safety_identifier="alice"))
+        assert answer(first)["user"] == "alice" and first.header("x-edge-scope") == "user"
+        again = await world.chat(body=ask("my plan", safety_identifier="alice"))
+        assert again.header("x-edge-route") == "hit"
+        other = await world.chat(body=ask("my plan", safety_identifier="bob"))
+        assert other.header("x-edge-route") == "miss" and answer(other)["user"] == "bob"
+        both = await world.chat(body=ask("my plan", user="carol", safety_identifier="alice"))
+        assert both.header("x-edge-route") == "miss" and answer(both)["user"] == "carol"
+        assert personal.generations == 3
+
+    async def test_a_shared_answer_is_shared_across_safety_identifiers(self) -> None:
+        """safety_identifier names the end user, so it is not part of a shared answer's key."""
+        world, personal = await world_with("shared")
+        await world.chat(body=ask("What are your opening hours?", safety_identifier="alice"))
+        second = await world.chat(body=ask("What are your opening hours?", safety_identifier="bob"))
+        assert second.header("x-edge-route") == "hit" and personal.generations == 1
+
+    async def test_invalid_safety_identifier_is_400_naming_it(self) -> None:
+        world, personal = await world_with("user")
+        for bad in ("a b", 7):
+            response = await world.chat(body=ask("q", safety_identifier=bad))
+            assert response.status == 400, bad
+            assert body_of(response)["error"]["param"] == "safety_identifier"
+        assert personal.generations == 0 and await world.answer_keys() == []
+
     async def jwt_world(self, **config: Any) -> tuple[World, Personal]:
         return await world_with("user", jwt=JwtConfig(keys=[JwtKey("HS256", secret=SECRET.encode())], **config))
 
