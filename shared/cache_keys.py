@@ -44,7 +44,11 @@ _USER = re.compile(r"[\x21-\x7e]{1,128}")
 # user/safety_identifier: the end user (OpenAI's old and new name for it), who goes to the scope (a shared
 # answer is by definition the same for every user); keyed, they would split a shared answer per user.
 # metadata/store: OpenAI's bookkeeping for stored completions; the edge never reads them.
-UNKEYED_FIELDS = frozenset({"stream", "stream_options", "user", "safety_identifier", "metadata", "store"})
+# prompt_cache_key/prompt_cache_retention/service_tier: hints to OpenAI's own prompt cache and scheduling,
+# which the origin never passes on (as /v1/responses drops them); clients often set a per-user or
+# per-conversation prompt_cache_key, which keyed would split every shared answer.
+UNKEYED_FIELDS = frozenset({"stream", "stream_options", "user", "safety_identifier", "metadata", "store",
+                            "prompt_cache_key", "prompt_cache_retention", "service_tier"})
 
 Scope = Literal["shared", "user"]
 

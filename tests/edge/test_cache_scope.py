@@ -278,6 +278,16 @@ class TestEndUser:
         second = await world.chat(body=ask("What are your opening hours?", safety_identifier="bob"))
         assert second.header("x-edge-route") == "hit" and personal.generations == 1
 
+    @pytest.mark.parametrize(("name", "values"), [("prompt_cache_key", ("conv-1", "conv-2")),
+                                                  ("service_tier", ("auto", "flex")),
+                                                  ("prompt_cache_retention", ("in_memory", "24h"))])
+    async def test_openai_cache_hints_do_not_split_a_shared_answer(self, name: str, values: tuple[str, str]
+                                                                    ) -> None:
+        world, personal = await world_with("shared")
+        await world.chat(body=ask("What are your opening hours?", **{name: values[0]}))
+        second = await world.chat(body=ask("What are your opening hours?", **{name: values[1]}))
+        assert second.header("x-edge-route") == "hit" and personal.generations == 1
+
     async def test_invalid_safety_identifier_is_400_naming_it(self) -> None:
         world, personal = await world_with("user")
         for bad in ("a b", 7):
