@@ -42,10 +42,12 @@ class TestShippedModelAndPolicy:
         assert world.simulator.generations == 0
 
     async def test_shareable_out_of_scope_is_cached(self) -> None:
-        """Out of CLINC150's intents but the same for everyone (a writing request): generated once, then
-        served from the KV (issue 16: being out of scope is no reason to skip the cache)."""
+        """Out of CLINC150's intents but the same for everyone (an explanation): generated once, then
+        served from the KV (issue 16: being out of scope is no reason to skip the cache). The prompt is one the
+        shipped intent head reads as out of scope (the first assertion says so); the fifth model reads "Write a
+        sonnet about the migration of whales", used here before, as the intent fun_fact."""
         world = await shipped_world()
-        prompt = "Write a sonnet about the migration of whales"
+        prompt = "Describe how photosynthesis works"
         first = await world.chat(prompt)
         assert first.status == 200
         assert first.header("x-edge-route") == "miss" and first.header("x-edge-intent") == "oos"

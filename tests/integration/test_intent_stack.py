@@ -41,7 +41,7 @@ def test_routes_over_http(intent_stack: tuple[Stack, str, str]) -> None:
     assert attack.status_code == 403 and attack.headers["x-edge-route"] == "blocked"
     personal = [ask(intent_stack, "where is my parcel") for _ in range(2)]
     assert [r.headers["x-edge-route"] for r in personal] == ["miss", "miss"]
-    oos = [ask(intent_stack, "Write a sonnet about the migration of whales") for _ in range(2)]
+    oos = [ask(intent_stack, "Describe how photosynthesis works") for _ in range(2)]  # read as oos
     assert [r.headers["x-edge-route"] for r in oos] == ["miss", "hit"]
     assert oos[0].headers["x-edge-intent"] == "oos"
     first = ask(intent_stack, "what is a good recipe for lasagna")
