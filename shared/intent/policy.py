@@ -64,9 +64,10 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.intent.freshness import NowCues
 from shared.intent.records import RecordCues
@@ -78,6 +79,7 @@ _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence"
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
 _TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records"})
 _SCOPE_WIDTH = {"none": 0, "user": 1, "shared": 2}
+_Finder = TypeVar("_Finder", NowCues, RecordCues)
 
 
 class PolicyError(ValueError):
@@ -182,30 +184,27 @@ class TomlPolicy:
                 for name, raw in table.items()}
 
     def _freshness(self, raw: Any) -> tuple[NowCues, Route | None]:
-        where = f"{self.source} [freshness]"
-        if raw is None:
-            return NowCues(()), None
-        if not isinstance(raw, dict):
-            raise PolicyError(f"{where}: expected a table with cues and a rule")
-        cues = _phrases(where, raw, "cues", required=True)
-        ignore = _phrases(where, raw, "ignore", required=False)
-        try:
-            finder = NowCues(cues, ignore)
-        except ValueError as exc:
-            raise PolicyError(f"{where}: {exc}") from exc
-        return finder, _narrowing_rule(where, raw, ("cues", "ignore"), "freshness")
+        return self._backstop(raw, "freshness", ("cues", "ignore"),
+                              lambda words: NowCues(words.get("cues", ()), words.get("ignore", ())))
 
     def _records(self, raw: Any) -> tuple[RecordCues, Route | None]:
-        where = f"{self.source} [records]"
+        return self._backstop(raw, "records", ("nouns",), lambda words: RecordCues(words.get("nouns", ())))
+
+    def _backstop(self, raw: Any, name: str, lists: tuple[str, ...],
+                  build: Callable[[dict[str, list[str]]], _Finder]) -> tuple[_Finder, Route | None]:
+        """A table that reads the prompt's words: its word lists (the first one required) and the rule it
+        holds a route to. Absent, it finds nothing and has no rule."""
+        where = f"{self.source} [{name}]"
         if raw is None:
-            return RecordCues(()), None
+            return build({}), None
         if not isinstance(raw, dict):
-            raise PolicyError(f"{where}: expected a table with nouns and a rule")
+            raise PolicyError(f"{where}: expected a table with {lists[0]} and a rule")
+        words = {key: _phrases(where, raw, key, required=key == lists[0]) for key in lists}
         try:
-            finder = RecordCues(_phrases(where, raw, "nouns", required=True))
+            finder = build(words)
         except ValueError as exc:
             raise PolicyError(f"{where}: {exc}") from exc
-        return finder, _narrowing_rule(where, raw, ("nouns",), "records")
+        return finder, _narrowing_rule(where, raw, lists, name)
 
     def route(self, intent: Intent, text: str = "") -> Route:
         # An intent rule is the most specific (a canned answer for one intent); then what the prompt asks
