@@ -141,8 +141,13 @@ class ObserveRequests:
             REQUESTS.labels(path, str(status)).inc()
             DURATION.labels(path).observe(seconds)
             if self.enabled_log and path != "/metrics":
-                self.log.write({"request_id": request_id, "method": scope["method"], "path": scope["path"],
-                                "status": status, "tenant": tenant, "duration_ms": round(seconds * 1000, 3)})
+                line = {"request_id": request_id, "method": scope["method"], "path": scope["path"],
+                        "status": status, "tenant": tenant, "duration_ms": round(seconds * 1000, 3)}
+                if status == 401:
+                    # Refused as unsigned: the tenant header is only what the caller claimed, so it is not
+                    # logged as the tenant (a log reader filtering by tenant must not see forged lines).
+                    line["tenant"], line["claimed_tenant"] = "", tenant
+                self.log.write(line)
 
 
 def reset_directory(directory: str | os.PathLike[str]) -> None:

@@ -46,6 +46,19 @@ async def test_generation_counts_tokens_and_cost_and_logs_request_id(capsys: pyt
     assert chat == [{**chat[0], "request_id": "req-42", "tenant": "t", "status": 200, "service": "origin"}]
 
 
+async def test_an_unsigned_request_is_not_logged_under_the_tenant_it_claims(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The signature is what proves the tenant: a refused request's x-eaves-tenant is logged as claimed only."""
+    app = build_app(OriginState(generator=SimulatedGenerator(), writer=NoWriter(), secret=SECRET))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://o") as client:
+        response = await client.post("/v1/chat/completions", content=BODY,
+                                     headers={"content-type": "application/json", "x-eaves-tenant": "victim"})
+    assert response.status_code == 401
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    chat = [line for line in lines if line["path"] == "/v1/chat/completions"]
+    assert [(line["tenant"], line["claimed_tenant"], line["status"]) for line in chat] == [("", "victim", 401)]
+
+
 def test_estimated_cost_uses_prices_per_million(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cost is tokens times the price per million tokens: by default USD 0.50 for prompt and 1.50 for completion
     tokens (the README's placeholders), else EAVES_PRICE_PROMPT_PER_MTOK / EAVES_PRICE_COMPLETION_PER_MTOK."""
