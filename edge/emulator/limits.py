@@ -27,7 +27,9 @@ MAX_HEADER_BYTES = int(os.environ.get("EAVES_MAX_HEADER_BYTES", str(32 * 1024)))
 HEADER_TIMEOUT_S = float(os.environ.get("EAVES_HEADER_TIMEOUT_S", "10"))
 
 try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+    from edge.emulator.one_write import OneWriteCycle
 
     HAVE_HTTPTOOLS = True
 except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
@@ -95,6 +97,11 @@ if HAVE_HTTPTOOLS:
             self._head_bytes = 0
             self._head_started = None  # the pending timer, if any, finds no head when it fires
             super().on_headers_complete()
+            cycle = self.cycle
+            if type(cycle) is RequestResponseCycle:
+                # uvicorn builds its own cycle here; its task has not started yet, so the one-write subclass
+                # (same state, edge.emulator.one_write) is what answers this request.
+                cycle.__class__ = OneWriteCycle
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
