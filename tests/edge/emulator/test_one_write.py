@@ -154,3 +154,144 @@ def test_the_client_gets_exactly_what_uvicorn_sends(status: int, extra: list[tup
         bodies = more
     args = (status, headers, bodies, method, keep_alive, default_headers)
     assert asyncio.run(run_cycle(OneWriteCycle, *args)) == asyncio.run(run_cycle(RequestResponseCycle, *args))
+
+
+# ---------------------------------------------------------------- keep-alive: one timer per connection
+
+
+class CountingLoop:
+    """The running loop, counting the timers a protocol asks it for."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.timers = 0
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        self.timers += 1
+        return self._loop.call_later(delay, callback, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+
+async def test_kept_alive_requests_share_one_keep_alive_timer() -> None:
+    """Twenty requests back to back on one connection: uvicorn made a timer per response (21 in all); now the
+    connection has its head deadline and one keep-alive timer."""
+    protocol_class = uvicorn_options()["http"]
+    state = ServerState()
+    config = Config(fixed_app, http=protocol_class, access_log=False, lifespan="off", log_level="warning")
+    loop = CountingLoop(asyncio.get_running_loop())
+    protocol = protocol_class(config, state, {}, _loop=loop)
+    transport = Transport()
+    protocol.connection_made(transport)
+    for _ in range(20):
+        protocol.data_received(POST)
+        while state.tasks:
+            await next(iter(state.tasks))
+    assert len(transport.writes) == 20 and not transport.closed
+    assert loop.timers == 2
+    protocol.connection_lost(None)
+
+
+async def serve_keep_alive(keep_alive_s: float) -> tuple[Any, int]:
+    import uvicorn
+
+    from eaves.stack import free_port
+
+    port = free_port()
+    config = uvicorn.Config(fixed_app, host="127.0.0.1", port=port, http=uvicorn_options()["http"],
+                            log_level="error", lifespan="off", timeout_keep_alive=keep_alive_s)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    return (server, task), port
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_time_and_a_busy_one_is_not() -> None:
+    """Requests every 0.2 s for 1.5 s on a 0.5 s keep-alive: all answered on one connection (the pending timer
+    finds it busy or recently used and waits out the rest); then idle, the server closes it."""
+    (server, task), port = await serve_keep_alive(0.5)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(8):
+            writer.write(POST)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200 OK")
+            assert await asyncio.wait_for(reader.readexactly(len(BODY)), 10) == BODY
+            await asyncio.sleep(0.2)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server, with nothing more sent
+        writer.close()
+    finally:
+        server.should_exit = True
+        await task
+
+
+class ManualTimers(CountingLoop):
+    """The running loop for tasks, with a clock and timers the test moves by hand."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.now = 0.0
+        self.pending: list[tuple[float, Any, asyncio.TimerHandle]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        self.timers += 1
+        handle = asyncio.TimerHandle(self.now + delay, callback, args, self._loop)
+        self.pending.append((self.now + delay, callback, handle))
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock, running each timer that falls due (a cancelled one does not run)."""
+        self.now += seconds
+        due = [entry for entry in self.pending if entry[0] <= self.now]
+        self.pending = [entry for entry in self.pending if entry[0] > self.now]
+        for _, callback, handle in due:
+            if not handle.cancelled():
+                callback()
+
+
+async def test_a_keep_alive_timer_that_fires_mid_request_leaves_the_next_idle_time_timed() -> None:
+    """The timer falls due while a request runs: the connection stays open; once that response is done, the
+    connection is closed a whole keep-alive time later, and not before."""
+    protocol_class = uvicorn_options()["http"]
+    state = ServerState()
+    config = Config(slow_app, http=protocol_class, access_log=False, lifespan="off", log_level="warning",
+                    timeout_keep_alive=5)
+    loop = ManualTimers(asyncio.get_running_loop())
+    protocol = protocol_class(config, state, {}, _loop=loop)
+    transport = Transport()
+    protocol.connection_made(transport)
+    RELEASE.set()
+    await one_request(protocol, state)  # done at t=0: idle from now
+    RELEASE.clear()
+    loop.advance(4)
+    protocol.data_received(POST)  # a request arrives at t=4 and runs past t=5
+    await asyncio.sleep(0)
+    loop.advance(2)  # t=6: the timer fell due during the request
+    assert not transport.closed
+    RELEASE.set()
+    while state.tasks:
+        await next(iter(state.tasks))  # done at t=6
+    loop.advance(4.9)
+    assert not transport.closed
+    loop.advance(0.2)  # t=11.1: idle for more than 5 s
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
+RELEASE = asyncio.Event()
+
+
+async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await RELEASE.wait()
+    await fixed_app(scope, receive, send)
+
+
+async def one_request(protocol: Any, state: ServerState) -> None:
+    protocol.data_received(POST)
+    while state.tasks:
+        await next(iter(state.tasks))
