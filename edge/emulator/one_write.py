@@ -11,6 +11,11 @@ waits for the body and leaves with it in one write. A streamed response (no leng
 request, an empty body, or anything unusual (``Connection`` or ``Transfer-Encoding`` set by the app, several
 lengths, a header uvicorn refuses, access logging) goes through uvicorn's own code unchanged, errors included.
 
+One difference remains, for an app that fails between the two messages: uvicorn had sent the head and then
+closes the connection; here the connection is closed before the head went out. Either way the client gets an
+incomplete response (the ASGI front here sends the body right after the head, with nothing in between that can
+fail).
+
 It also checks a head's header names and values with one pass over each (``bytes.translate`` over tables
 built from uvicorn's own two patterns) instead of two regular-expression searches per header: a hit sends
 14 headers, which cost ~0.45 µs each in uvicorn's loop.
