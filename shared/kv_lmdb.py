@@ -85,10 +85,11 @@ def _pack(value: bytes, metadata_raw: bytes, expires: float | None, long_name: b
 _METADATA: dict[bytes, dict[str, Any]] = {}
 
 
-def _unpack(record: bytes) -> tuple[bytes, dict[str, Any] | None, float | None]:
+def _unpack_shared(record: bytes) -> tuple[bytes, Any, float | None]:
+    """(value, the remembered parsed metadata: never handed out as it is, expiry)."""
     expires, meta_len, name_len = _HEADER.unpack_from(record)
     start = _HEADER.size + name_len
-    metadata = None
+    parsed: Any = None
     if meta_len:
         raw = record[start:start + meta_len]
         parsed = _METADATA.get(raw)
@@ -97,8 +98,16 @@ def _unpack(record: bytes) -> tuple[bytes, dict[str, Any] | None, float | None]:
             if len(_METADATA) >= 4096:
                 _METADATA.clear()  # bounded: a store with many distinct entries only parses as before
             _METADATA[raw] = parsed
-        metadata = dict(parsed) if isinstance(parsed, dict) else parsed
-    return record[start + meta_len:], metadata, (expires or None)
+    return record[start + meta_len:], parsed, (expires or None)
+
+
+def _own(metadata: Any) -> dict[str, Any] | None:
+    return dict(metadata) if isinstance(metadata, dict) else metadata
+
+
+def _unpack(record: bytes) -> tuple[bytes, dict[str, Any] | None, float | None]:
+    value, metadata, expires = _unpack_shared(record)
+    return value, _own(metadata), expires
 
 
 def _record_name(db_key: bytes, record: bytes) -> str:
@@ -106,9 +115,23 @@ def _record_name(db_key: bytes, record: bytes) -> str:
     return (record[_HEADER.size:_HEADER.size + name_len] if name_len else db_key).decode()
 
 
+# Reads remembered per key (see LmdbKV.get): at most this many keys, each value at most this long.
+RECENT_KEYS = 1024
+RECENT_VALUE_BYTES = 64 * 1024
+
+
 class LmdbKV:
     """Synchronous core; ``AsyncLmdbKV`` wraps it for the KVStore port. Reads cost a few µs, so
-    they run inline on the event loop rather than in a thread."""
+    they run inline on the event loop rather than in a thread.
+
+    A read is remembered with the id of the LMDB snapshot it came from. LMDB gives every committed write
+    transaction of the environment, from any process (the origin writing an answer, ``eaves keys``, a sweep,
+    this process), the next id, and a read transaction reports the id of the snapshot it reads. So while a
+    new read transaction still reports the remembered id, nothing in the store has changed since, and the
+    remembered record is exactly what LMDB would return; any commit anywhere makes every remembered read
+    stale at once. Expiry is still checked against the clock on every read. A hit then costs one read
+    transaction's begin and end instead of a lookup and a decode (same value object, a fresh metadata copy).
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE,
                  clock: Any = time.time) -> None:
@@ -118,17 +141,29 @@ class LmdbKV:
         self._clock = clock
         self._puts = 0
         self._sweep_from = b""
+        # key -> (snapshot id, value, shared parsed metadata, expiry): reads valid while the snapshot is current.
+        self._recent: dict[str, tuple[int, bytes, Any, float | None]] = {}
 
     def get(self, key: str) -> tuple[bytes, dict[str, Any] | None] | None:
-        db_key, _ = _db_key(kv_rules.check_key(key))
         with self._env.begin(db=self._db, buffers=False) as txn:
-            record = txn.get(db_key)
-        if record is None:
-            return None
-        value, metadata, expires = _unpack(record)
+            snapshot = txn.id()
+            recent = self._recent.get(key)
+            if recent is not None and recent[0] == snapshot:
+                _, value, metadata, expires = recent
+            else:
+                db_key, _ = _db_key(kv_rules.check_key(key))
+                record = txn.get(db_key)
+                if record is None:
+                    return None
+                value, metadata, expires = _unpack_shared(record)
+                if len(value) <= RECENT_VALUE_BYTES:
+                    recent_reads = self._recent
+                    if len(recent_reads) >= RECENT_KEYS:
+                        recent_reads.clear()  # bounded; the keys still read come back at their next read
+                    recent_reads[key] = (snapshot, value, metadata, expires)
         if expires is not None and expires <= self._clock():
             return None
-        return value, metadata
+        return value, _own(metadata)
 
     def put(self, key: str, value: bytes, *, expiration_ttl: int | None = None,
             metadata: dict[str, Any] | None = None) -> None:

@@ -294,6 +294,12 @@ def answer_text(completion: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- cached answers
 
+# Decoded answers by their body's identity (CachedAnswer.from_kv): building one costs ~1.3 µs of a ~100 µs
+# hit. Bounded in count and body size; a body held here is also what the KV adapter remembers, not a copy.
+_RECENT_ANSWER_COUNT = 1024
+_RECENT_ANSWER_BYTES = 64 * 1024
+_RECENT_ANSWERS: dict[int, tuple[bytes, dict[str, Any], CachedAnswer]] = {}
+
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
@@ -321,10 +327,25 @@ class CachedAnswer:
 
     @classmethod
     def from_kv(cls, body: bytes, metadata: dict[str, Any] | None) -> CachedAnswer | None:
+        """The answer a KV entry holds, or None for an entry that is not one (an older schema: a miss)."""
         if not metadata:
             return None
+        # The same entry read again: a KV that hands out the same (immutable) body object for an unchanged
+        # entry (the emulator's LMDB KV does) gets the answer decoded last time, when the metadata is equal
+        # too. The answer is a function of exactly these two, so this cannot differ from decoding again.
+        if type(body) is bytes:
+            recent = _RECENT_ANSWERS.get(id(body))
+            if recent is not None and recent[0] is body and recent[1] == metadata:
+                return recent[2]
         try:
-            return cls(body, float(metadata["c"]), float(metadata["f"]), str(metadata.get("i", "")),
-                       float(metadata.get("s", 0.0)), float(metadata.get("k", 0.0)))
+            answer = cls(body, float(metadata["c"]), float(metadata["f"]), str(metadata.get("i", "")),
+                         float(metadata.get("s", 0.0)), float(metadata.get("k", 0.0)))
         except (KeyError, TypeError, ValueError):
             return None  # an entry from an older schema is a miss, never an error
+        if type(body) is bytes and len(body) <= _RECENT_ANSWER_BYTES:
+            if len(_RECENT_ANSWERS) >= _RECENT_ANSWER_COUNT:
+                _RECENT_ANSWERS.clear()
+            # The body itself is kept (so its id cannot be reused by another object while remembered), and a
+            # copy of the metadata (so a caller changing its own dict cannot change what is compared).
+            _RECENT_ANSWERS[id(body)] = (body, dict(metadata), answer)
+        return answer

@@ -78,3 +78,13 @@ def test_cached_answer_metadata_round_trip() -> None:
     assert back is not None and back.fresh_until == 70.0
     assert CachedAnswer.from_kv(b"{}", {"unrelated": 1}) is None
 
+
+
+def test_the_same_entry_is_decoded_once() -> None:
+    """The same body object with equal metadata (what the LMDB KV hands out for an unchanged entry) gives the
+    answer decoded the first time."""
+    body = json.dumps({"answer": "once"}).encode()
+    meta = CachedAnswer(body, 10.0, 70.0, "oos").metadata()
+    first = CachedAnswer.from_kv(body, meta)
+    assert first is not None and CachedAnswer.from_kv(body, dict(meta)) is first
+
