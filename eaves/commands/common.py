@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 DEFAULT_EDGE_PORT = 8787  # wrangler dev's port, so client code moves between the two unchanged
@@ -41,8 +42,13 @@ def serve(app: str, *, host: str, port: int, workers: int, access_log: bool, env
     for nothing (uvicorn's proxy-headers middleware was ~2 % of a served cache hit's CPU)."""
     import uvicorn
 
-    from edge.emulator.limits import uvicorn_options
+    from edge.settings import SettingsError
 
+    try:
+        from edge.emulator.limits import uvicorn_options
+    except SettingsError as exc:  # a malformed EAVES_MAX_HEADER_BYTES or EAVES_HEADER_TIMEOUT_S
+        print(f"eaves: {exc}", file=sys.stderr)
+        return 2
     os.environ.update(env)
     uvicorn.run(app, factory=True, host=host, port=port, workers=workers, access_log=access_log, log_level="info",
                 proxy_headers=False, server_header=False, **uvicorn_options())

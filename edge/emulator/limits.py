@@ -17,14 +17,37 @@ text; the deadline is then uvicorn's keep-alive timeout only).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from edge.errors import EdgeError, RequestHeadersTooLarge, RequestTimeout
 from edge.ids import REQUEST_IDS
+from edge.settings import SettingsError
 
-MAX_HEADER_BYTES = int(os.environ.get("EAVES_MAX_HEADER_BYTES", str(32 * 1024)))
-HEADER_TIMEOUT_S = float(os.environ.get("EAVES_HEADER_TIMEOUT_S", "10"))
+HEADER_BYTES_RANGE = (1024, 1024 * 1024)  # below a request line and a few headers; above any real head
+
+
+def limits_from_env(environ: Mapping[str, str]) -> tuple[int, float]:
+    """``EAVES_MAX_HEADER_BYTES`` (whole bytes, 1 KiB to 1 MiB) and ``EAVES_HEADER_TIMEOUT_S`` (seconds > 0),
+    or a ``SettingsError`` naming the variable."""
+    raw_bytes = environ.get("EAVES_MAX_HEADER_BYTES", str(32 * 1024)).strip()
+    low, high = HEADER_BYTES_RANGE
+    if not raw_bytes.isdigit() or not low <= int(raw_bytes) <= high:
+        raise SettingsError(f"EAVES_MAX_HEADER_BYTES must be a whole number of bytes from {low} to {high}, "
+                            f"not {raw_bytes!r}")
+    raw_timeout = environ.get("EAVES_HEADER_TIMEOUT_S", "10").strip()
+    try:
+        timeout = float(raw_timeout)
+    except ValueError:
+        timeout = math.nan
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise SettingsError(f"EAVES_HEADER_TIMEOUT_S must be a number of seconds > 0 (e.g. 10), not {raw_timeout!r}")
+    return int(raw_bytes), timeout
+
+
+MAX_HEADER_BYTES, HEADER_TIMEOUT_S = limits_from_env(os.environ)
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle

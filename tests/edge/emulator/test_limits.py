@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 
 from eaves.stack import free_port
-from edge.emulator.limits import BoundedHttpToolsProtocol, uvicorn_options
+from edge.emulator.limits import BoundedHttpToolsProtocol, limits_from_env, uvicorn_options
+from edge.settings import SettingsError
 
 LIMIT = 4096
 
@@ -146,3 +151,30 @@ class TestRequestHeadLimits:
     def test_uvicorn_options_name_the_bounded_protocol(self) -> None:
         """`eaves edge` and `eaves origin` pass these options to uvicorn."""
         assert uvicorn_options()["http"] is BoundedHttpToolsProtocol
+
+
+class TestLimitsFromEnv:
+    """The two variables are checked once, at start-up, with a message naming the variable (it was a raw
+    ValueError traceback from an int() at import)."""
+
+    def test_defaults_and_values(self) -> None:
+        assert limits_from_env({}) == (32 * 1024, 10.0)
+        assert limits_from_env({"EAVES_MAX_HEADER_BYTES": " 4096 ", "EAVES_HEADER_TIMEOUT_S": "2.5"}) == (4096, 2.5)
+
+    @pytest.mark.parametrize(("name", "value"), [
+        ("EAVES_MAX_HEADER_BYTES", "abc"), ("EAVES_MAX_HEADER_BYTES", "-1"), ("EAVES_MAX_HEADER_BYTES", "12.5"),
+        ("EAVES_MAX_HEADER_BYTES", "10"), ("EAVES_MAX_HEADER_BYTES", str(2 ** 40)), ("EAVES_MAX_HEADER_BYTES", ""),
+        ("EAVES_HEADER_TIMEOUT_S", "soon"), ("EAVES_HEADER_TIMEOUT_S", "0"), ("EAVES_HEADER_TIMEOUT_S", "-3"),
+        ("EAVES_HEADER_TIMEOUT_S", "nan"), ("EAVES_HEADER_TIMEOUT_S", "inf"),
+    ])
+    def test_a_bad_value_names_its_variable(self, name: str, value: str) -> None:
+        with pytest.raises(SettingsError, match=name):
+            limits_from_env({name: value})
+
+    def test_the_server_commands_refuse_to_start_with_exit_2(self) -> None:
+        env = {**os.environ, "EAVES_MAX_HEADER_BYTES": "lots"}
+        result = subprocess.run([sys.executable, "-m", "eaves.cli", "edge", "--edge-port", str(free_port())],
+                                capture_output=True, text=True, env=env, timeout=60,
+                                cwd=Path(__file__).resolve().parents[3])
+        assert result.returncode == 2 and "EAVES_MAX_HEADER_BYTES" in result.stderr
+        assert "Traceback" not in result.stderr
