@@ -28,6 +28,10 @@
     scope = "user"
     ttl_s = 60
 
+    [records]                      # a prompt naming one of the asker's records ("my booking ABX12",
+    nouns = ["order", "booking"]   # "order #4471", an email address): never wider than this rule
+    action = "origin"              # (only ever stricter; shared.intent.records says what an identifier is)
+
     [intents.weather]              # per-route origin budget and error window
     action = "cache"
     ttl_s = 300
@@ -40,10 +44,12 @@ in the background). ``min_confidence`` on a rule makes it apply only when the mo
 decision rule, sure of the decision); below it the next rule in line applies: intent, decision, domain,
 ``[default]``.
 
-``[freshness]`` is checked last: when the rules chose a ``cache`` route and the prompt contains one of its
-``cues`` (whole words or phrases, any case; ``shared.intent.freshness``), its own route applies instead, if
-that keeps the answer for less time or for fewer people. It may not make a route looser, so it must be an
-``origin`` rule or a ``cache`` rule.
+``[records]`` and then ``[freshness]`` are checked last. ``[records]``: when the rules chose a ``cache`` route
+and the prompt names a record (one of its ``nouns`` followed by an identifier, or an email address), its own
+route applies instead, held to the stricter of the two field by field. ``[freshness]``: when the rules chose a
+``cache`` route and the prompt contains one of its ``cues`` (whole words or phrases, any case;
+``shared.intent.freshness``), its own route applies instead, if that keeps the answer for less time or for
+fewer people. Neither may make a route looser, so each must be an ``origin`` rule or a ``cache`` rule.
 
 Optional keys per rule:
 
