@@ -130,3 +130,12 @@ def test_short_http_bench_emits_ratio() -> None:
     assert isinstance(emulator, dict) and emulator["errors"] == 0 and emulator["requests"] > 0
     edge_metrics = data["edge_metrics"]
     assert isinstance(edge_metrics, dict) and set(edge_metrics) == {"hit"}
+
+
+def test_the_command_offers_the_benchmarks_own_default_variants() -> None:
+    """`eaves bench` spells the default variants itself (building the parser imports nothing heavy); they must
+    stay the ones the benchmark runs by default."""
+    from eaves.bench import run
+    from eaves.commands import bench
+
+    assert bench.DEFAULT_VARIANTS == run.DEFAULT_VARIANTS == run.BenchConfig().variants
