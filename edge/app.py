@@ -177,7 +177,7 @@ class EdgeApp:
             chat, digest = self.parser.parse(chat_body, locale)
         except wire.WireError as exc:
             raise errors.BadRequest(str(exc), param=exc.param, code="invalid_request") from exc
-        end_user = principal.end_user(chat.user)
+        end_user = principal.end_user(chat.user, chat.user_field)
         keys = self.parser.keys_for(principal.tenant, end_user, digest)
         control = parse_cache_control(request.headers.get("cache-control"))
         timing.mark("parse")

@@ -37,7 +37,7 @@ class Principal:
     def __post_init__(self) -> None:
         validate_tenant(self.tenant)  # defence in depth: each creator below refuses with its own message
 
-    def end_user(self, requested: str) -> str:
+    def end_user(self, requested: str, field: str = "user") -> str:
         """The end user this request is answered for, from the request's ``user`` field and the token.
 
         An API-key caller is a website's backend, trusted by the tenant to say who its end user is.
@@ -48,8 +48,8 @@ class Principal:
             return requested
         if requested and requested != self.user:
             claim = "the token's end-user claim" if self.user else "a token that names no end user"
-            raise BadRequest(f"'user' does not match {claim}; leave 'user' out (the token says who you are)",
-                             param="user", code="user_mismatch")
+            raise BadRequest(f"'{field}' does not match {claim}; leave '{field}' out (the token says who you "
+                             "are)", param=field, code="user_mismatch")
         return self.user
 
 

@@ -67,7 +67,8 @@ class ChatRequest:
     max_tokens: int | None
     temperature: float | None
     raw: dict[str, Any] = field(repr=False, compare=False)
-    user: str = ""  # the request's ``user`` field (OpenAI: the end user), validated; "" when absent
+    user: str = ""  # the request's end user (``user``, else ``safety_identifier``), validated; "" when absent
+    user_field: str = "user"  # which of the two named it, for an error about it
 
 
 # ---------------------------------------------------------------- JSON from strangers
@@ -264,7 +265,8 @@ def parse_chat_request(body: bytes, *, default_model: str, max_prompt_chars: int
 
     history = "\x1e".join(f"{role}:{text}" for role, text in turns[:last_user] + turns[last_user + 1:])
     return ChatRequest(model=model, prompt=prompt, system="\n".join(system), history=history,
-                       stream=stream, max_tokens=max_tokens, temperature=temperature, raw=data, user=user)
+                       stream=stream, max_tokens=max_tokens, temperature=temperature, raw=data, user=user,
+                       user_field=field)
 
 
 def completion_body(content: str, *, model: str, usage: dict[str, Any] | None = None,

@@ -328,6 +328,17 @@ class TestEndUser:
         assert same.status == 200 and answer(same)["user"] == "bob"
         assert personal.generations == 2
 
+    async def test_jwt_caller_cannot_claim_another_user_through_safety_identifier(self) -> None:
+        """safety_identifier names the end user as 'user' does, so a JWT caller cannot use it to read another
+        user's answers either; the refusal names the field that was sent."""
+        world, personal = await self.jwt_world()
+        await world.chat(body=ask("my plan", user="alice"), key="acme")
+        response = await world.chat(body=ask("my plan", safety_identifier="alice"), key=self.token(sub="mallory"))
+        error = body_of(response)["error"]
+        assert response.status == 400 and error["code"] == "user_mismatch" and error["param"] == "safety_identifier"
+        assert "'safety_identifier'" in error["message"]
+        assert personal.generations == 1
+
     @pytest.mark.parametrize("sub", ["a b", "x" * 200, 42])
     async def test_invalid_user_claim_is_401_naming_the_claim(self, sub: Any) -> None:
         """A sub that cannot be an end-user id is refused, naming the claim."""
