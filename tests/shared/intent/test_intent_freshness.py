@@ -10,6 +10,7 @@ from shared.intent import PolicyError, load_policy
 from shared.intent.freshness import NowCues
 from shared.intent.policy import TomlPolicy
 from shared.intent.routing import Intent
+from tests.shared.intent.backstops import assert_bad_table_names_the_problem
 
 POLICY = '''
 [default]
@@ -122,9 +123,7 @@ class TestFreshnessRule:
         ('cues = ["now"]\naction = "origin"\nwords = ["x"]', "unknown key"),
     ])
     def test_a_bad_freshness_table_names_the_problem(self, table: str, message: str) -> None:
-        with pytest.raises(PolicyError, match=message) as info:
-            TomlPolicy("[default]\naction = \"cache\"\nttl_s = 60\n[freshness]\n" + table, "p.toml")
-        assert "p.toml [freshness]" in str(info.value)
+        assert_bad_table_names_the_problem("freshness", table, message)
 
 class TestShippedPolicy:
     @pytest.mark.parametrize("text", ["What's the weather in Lisbon today?", "Is the site down right now?",

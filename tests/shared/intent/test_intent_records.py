@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared.intent import PolicyError, load_policy
+from shared.intent import load_policy
 from shared.intent.policy import TomlPolicy
 from shared.intent.records import RecordCues
 from shared.intent.routing import Intent
+from tests.shared.intent.backstops import assert_bad_table_names_the_problem
 
 NOUNS = ["order", "booking", "ticket", "claim", "card", "gift card", "account", "policy", "ref"]
 POLICY = '''
@@ -137,9 +138,7 @@ class TestRecordsRule:
         ('nouns = ["order"]\naction = "origin"\ncues = ["x"]', "unknown key"),
     ])
     def test_a_bad_records_table_names_the_problem(self, table: str, message: str) -> None:
-        with pytest.raises(PolicyError, match=message) as info:
-            TomlPolicy("[default]\naction = \"cache\"\nttl_s = 60\n[records]\n" + table, "p.toml")
-        assert "p.toml [records]" in str(info.value)
+        assert_bad_table_names_the_problem("records", table, message)
 
 
 class TestShippedPolicy:
