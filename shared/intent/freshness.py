@@ -32,11 +32,11 @@ class NowCues:
 
     def __init__(self, cues: Iterable[str], ignore: Iterable[str] = ()) -> None:
         # At one position the shortest cue wins ("now" before "now open"), and the leftmost position first.
-        phrases = sorted({_phrase(cue, "cue") for cue in cues}, key=lambda p: (len(p), p))
+        phrases = sorted({plain_phrase(cue, "cue") for cue in cues}, key=lambda p: (len(p), p))
         self._cues = _alternation(phrases)
         # Set phrases that contain a cue but say nothing about now ("buy now pay later"): taken out before
         # looking for cues, the longest first, leaving a gap so the words around one never join.
-        ignored = sorted({_phrase(phrase, "phrase to ignore") for phrase in ignore}, key=lambda p: (-len(p), p))
+        ignored = sorted({plain_phrase(phrase, "phrase to ignore") for phrase in ignore}, key=lambda p: (-len(p), p))
         self._ignored = _alternation(ignored)
 
     def find(self, text: str) -> str | None:
@@ -60,7 +60,8 @@ def _alternation(phrases: list[tuple[str, ...]]) -> re.Pattern[str] | None:
     return re.compile("(?<![^ ])(?:" + "|".join(re.escape(" ".join(p)) for p in phrases) + ")(?![^ ])")
 
 
-def _phrase(text: str, kind: str) -> tuple[str, ...]:
+def plain_phrase(text: str, kind: str) -> tuple[str, ...]:
+    """The words of a configured phrase, which must be plain words (``kind`` names it in the error)."""
     words = tuple(words_of(text))
     if not words or " ".join(words) != " ".join(text.lower().split()):
         raise ValueError(f"a {kind} must be one or more plain words separated by spaces, not {text!r}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from shared.intent.freshness import words_of
+from shared.intent.freshness import plain_phrase
 
 # Marks that say the token after them is an identifier, not a quantity.
 _MARKS = r"(?:number|no\.?|num|nr|id|code|ref|reference|ending in|ending|ends in)"
@@ -50,7 +50,7 @@ class RecordCues:
     """Finds the first reference to a record (one of ``nouns`` followed by an identifier) or email address."""
 
     def __init__(self, nouns: Iterable[str]) -> None:
-        phrases = sorted({_noun(noun) for noun in nouns}, key=lambda n: (-len(n), n))
+        phrases = sorted({" ".join(plain_phrase(noun, "record noun")) for noun in nouns}, key=lambda n: (-len(n), n))
         self._before: re.Pattern[str] | None = None
         if phrases:
             alternation = "|".join(r"\s+".join(map(re.escape, p.split())) for p in phrases)
@@ -107,10 +107,3 @@ def _is_identifier(token: str, marked: bool) -> bool:
     if _AMOUNT.fullmatch(token):  # "100ml", "128GB", "14th", "10am": a number with its unit
         return False
     return len(token.replace("-", "")) >= 4
-
-
-def _noun(text: str) -> str:
-    words = words_of(text)
-    if not words or " ".join(words) != " ".join(text.lower().split()):
-        raise ValueError(f"a record noun must be one or more plain words separated by spaces, not {text!r}")
-    return " ".join(words)
