@@ -16,11 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from shared.kv_lmdb import open_env
+from shared.kv_lmdb import open_env, scan_expired
 
 _EXPIRY = struct.Struct("<d")
 SWEEP_EVERY = 256  # inserts between two bounded sweeps
 SWEEP_BATCH = 256  # expired nonces removed per sweep, at most
+
+
+def _expiry_of(record: bytes) -> float:
+    return float(_EXPIRY.unpack(record)[0])
 
 
 class ReplayGuard(Protocol):
@@ -74,16 +78,8 @@ class LmdbReplayGuard:
 
     def _sweep(self, txn: object, now: float) -> None:
         """Delete up to SWEEP_BATCH expired nonces, reading at most 4 x that many: bounded work per call."""
-        cursor = txn.cursor()  # type: ignore[attr-defined]
-        doomed: list[bytes] = []
-        found = cursor.set_range(self._sweep_from) if self._sweep_from else cursor.first()
-        scanned = 0
-        while found and scanned < 4 * SWEEP_BATCH and len(doomed) < SWEEP_BATCH:
-            if _EXPIRY.unpack(cursor.value())[0] <= now:
-                doomed.append(cursor.key())
-            scanned += 1
-            found = cursor.next()
-        self._sweep_from = cursor.key() if found else b""
+        doomed, self._sweep_from = scan_expired(txn.cursor(), self._sweep_from, now,  # type: ignore[attr-defined]
+                                                _expiry_of, batch=SWEEP_BATCH, max_scan=4 * SWEEP_BATCH)
         for key in doomed:
             txn.delete(key)  # type: ignore[attr-defined]
 

@@ -18,6 +18,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,28 @@ def close_env(path: str | os.PathLike[str]) -> None:
         env = _envs.pop(key, None)
     if env is not None:
         env.close()
+
+
+def scan_expired(cursor: Any, start: bytes, now: float, expiry: Callable[[bytes], float | None], *,
+                 batch: int, max_scan: int | None = None) -> tuple[list[bytes], bytes]:
+    """The keys of up to ``batch`` expired records, reading from ``start`` (b"": the first key) and at most
+    ``max_scan`` records; also where the next scan should start (b"" once the end is reached), so bounded
+    sweeps that each go on where the last stopped give every record its turn. ``expiry`` reads a record's
+    expiry time from its value (None or 0: never)."""
+    doomed: list[bytes] = []
+    scanned = 0
+    found = cursor.set_range(start) if start else cursor.first()
+    while found and len(doomed) < batch and (max_scan is None or scanned < max_scan):
+        scanned += 1
+        expires = expiry(cursor.value())
+        if expires and expires <= now:
+            doomed.append(cursor.key())
+        found = cursor.next()
+    return doomed, (cursor.key() if found else b"")
+
+
+def _expiry_of(record: bytes) -> float:
+    return float(_HEADER.unpack_from(record)[0])
 
 
 def _db_key(raw_key: bytes) -> tuple[bytes, bytes]:
@@ -234,26 +257,11 @@ class LmdbKV:
     def sweep(self, batch: int = 1000, max_scan: int | None = None) -> int:
         """Delete up to ``batch`` expired entries; returns how many went. With ``max_scan``, read at most
         that many records, starting where the previous bounded sweep stopped (wrapping at the end)."""
-        now = self._clock()
-        doomed = []
-        scanned = 0
         with self._env.begin(db=self._db) as txn:
-            cursor = txn.cursor()
-            start = self._sweep_from if max_scan is not None else b""
-            found = cursor.set_range(start) if start else cursor.first()
-            while found:
-                if max_scan is not None and scanned >= max_scan:
-                    break
-                scanned += 1
-                expires = _HEADER.unpack_from(cursor.value())[0]
-                if expires and expires <= now:
-                    doomed.append(cursor.key())
-                    if len(doomed) >= batch:
-                        found = cursor.next()
-                        break
-                found = cursor.next()
+            doomed, next_from = scan_expired(txn.cursor(), self._sweep_from if max_scan is not None else b"",
+                                             self._clock(), _expiry_of, batch=batch, max_scan=max_scan)
             if max_scan is not None:
-                self._sweep_from = cursor.key() if found else b""
+                self._sweep_from = next_from
         if doomed:
             with self._env.begin(db=self._db, write=True) as txn:
                 for raw_key in doomed:
