@@ -27,10 +27,7 @@ What is scored, per label:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import random
 import secrets
@@ -44,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from edge.jwt import sign_hs256
 from loadtest.answers import MAX_AGE_TARGET_S, Served, content_of, served_from_parts
 from loadtest.banks import BANK_DIR, LABELS, Question, load_banks
 from loadtest.overlap import TRAINING_DATA, held_out, training_keys
@@ -248,17 +246,6 @@ def _examples(by_label: dict[str, list[Observation]], limit: int = 8) -> dict[st
 # --------------------------------------------------------------------------------------------- callers
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def mint_hs256(claims: dict[str, Any], secret: str) -> str:
-    head = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64url(json.dumps(claims).encode())
-    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64url(signature)}"
-
-
 @dataclass(frozen=True, slots=True)
 class Caller:
     """How one kind of client names its end user: the request's ``user`` field (API key), or ``sub`` (JWT)."""
@@ -274,7 +261,7 @@ class Caller:
             body["user"] = user
             return {"authorization": f"Bearer {self.api_key}"}, body
         now = int(time.time())
-        token = mint_hs256({"sub": user, "tenant": self.tenant, "tier": TIER, "iat": now, "exp": now + 3600},
+        token = sign_hs256({"sub": user, "tenant": self.tenant, "tier": TIER, "iat": now, "exp": now + 3600},
                            self.jwt_secret or "")
         return {"authorization": f"Bearer {token}"}, body
 

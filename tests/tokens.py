@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
+
+from edge.jwt import segment_encode, sign_hs256
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
 
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+b64url = segment_encode
 
 
 def _int(text: str) -> int:
@@ -34,10 +34,10 @@ def public_jwk(name: str = "a") -> dict[str, str]:
 def mint(claims: dict[str, Any], *, alg: str = "HS256", secret: str = "", rsa_key: str = "a",
          header: dict[str, Any] | None = None) -> str:
     head = {"alg": alg, "typ": "JWT", **(header or {})}
-    signing_input = f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(claims).encode())}".encode()
     if alg == "HS256":
-        signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
-    elif alg == "RS256":
+        return sign_hs256(claims, secret, head)
+    signing_input = f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(claims).encode())}".encode()
+    if alg == "RS256":
         key = rsa_keys()["keys"][rsa_key]
         n, d = _int(key["n"]), _int(key["d"])
         k = (n.bit_length() + 7) // 8
