@@ -40,6 +40,10 @@ def register(sub: Any) -> None:
     train.add_argument("--website-repeat", type=int, default=4,
                        help="with --corpus: how often each website prompt is repeated in training "
                        "(default: %(default)s)")
+    train.add_argument("--website-oos", type=float, default=0.0, metavar="CONFIDENCE",
+                       help="with --corpus: a first, shorter training reads every website prompt (not small "
+                       "talk or abuse); those it gives no CLINC150 intent with at least this confidence train the "
+                       "intent head as out-of-scope, the rest leave it alone (default: off)")
     train.add_argument("--clinc-decisions", type=float, default=0.2, metavar="SHARE",
                        help="with --corpus: the share of CLINC150's rows whose mapped decision trains the "
                        "decision head (default: %(default)s)")
@@ -82,6 +86,9 @@ def register(sub: Any) -> None:
                        "(default: %(default)s)")
     train.add_argument("--smoothing", type=float, default=0.0, help="label smoothing (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    train.add_argument("--oos-shift", action="store_true",
+                       help="lower the out-of-scope label's bias as far as --oos-recall on validation allows "
+                       "(for a model that reads more out-of-scope text than wanted, e.g. with --website-oos)")
     train.add_argument("--oos-recall", type=float, default=0.5,
                        help="tune the out-of-scope threshold to reach this recall on validation "
                        "(default: %(default)s)")

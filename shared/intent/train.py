@@ -31,7 +31,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -395,6 +395,36 @@ def tune_threshold(model: Trained, val: Sequence[Example]) -> float:
     return 0.95
 
 
+OOS_SHIFT_STEP = 0.25
+OOS_SHIFT_MAX = 8.0
+
+
+def tune_oos_shift(model: Trained, val: Sequence[Example]) -> float:
+    """Lower the ``oos`` label's logit as far as the wanted out-of-scope recall on ``val`` allows.
+
+    The threshold (``tune_threshold``) can only raise out-of-scope recall. A model that learned "out of
+    scope" from many rows (``--website-oos``) can reach more recall than wanted, at the cost of in-scope
+    rows read as out of scope; lowering the label's bias gives those back, down to the wanted recall.
+    Returns the shift applied to ``model.bias`` (0 without oos rows, or when the label alone misses)."""
+    oos_rows = [ex for ex in val if ex.label == OOS and ex.decision != "abuse"]
+    if not oos_rows or OOS not in model.labels:
+        return 0.0
+    probs = predict_probs(model, [ex.text for ex in oos_rows]).astype(np.float64)
+    column = model.labels.index(OOS)
+    oos_p = probs[:, column]
+    others = np.delete(probs, column, axis=1).max(axis=1)
+    shift = 0.0
+    for step in range(1, int(OOS_SHIFT_MAX / OOS_SHIFT_STEP) + 1):
+        trial = step * OOS_SHIFT_STEP
+        # Softmax of shifted logits: the oos probability scales by e^-shift against every other label's.
+        if float(np.mean(oos_p * np.exp(-trial) >= others)) < model.settings.oos_recall:
+            break
+        shift = trial
+    model.bias = model.bias.copy()
+    model.bias[column] -= shift
+    return shift
+
+
 def export(model: Trained, path: str | Path, extra_metadata: dict[str, str] | None = None) -> bytes:
     """Write the ONNX file (needs the ``onnx`` package, in the ``train`` extra) and return its bytes."""
     import onnx
@@ -552,10 +582,50 @@ def augment(text: str, seed: int) -> str:
     return out
 
 
+# Decisions whose website prompts may teach the intent head "out of scope": small talk is CLINC150's own
+# (greeting, thank_you, ...) and abuse has labels of its own.
+WEBSITE_OOS_DECISIONS = ("shared", "personal", "time_sensitive")
+
+
+def label_website_oos(rows: Sequence[Example], is_website: Sequence[bool], settings: TrainSettings,
+                      domain_map: dict[str, str], confidence: float, log: Callable[[str], None]
+                      ) -> list[Example]:
+    """Website prompts as out-of-scope examples for the intent head, where they are.
+
+    CLINC150's out-of-scope rows are few (100 in its train split) and alike, so the intent head learns
+    "out of scope" from little and reads a website's questions, almost all outside CLINC150's intents, as
+    the nearest intent. A first, shorter training on the labelled rows alone (the website prompts carry no
+    intent) reads each website prompt; one it gives no intent with at least ``confidence`` (or calls
+    out-of-scope) is labelled ``oos``, one that reads as an intent ("what's my balance") stays unlabelled,
+    so no CLINC150 intent is taught against itself. Seeded like the rest, so the result is reproducible."""
+    first = train([ex for ex, web in zip(rows, is_website, strict=True) if not web],
+                  replace(settings, epochs=max(2, settings.epochs // 3)), domain_map, log=log)
+    candidates = [i for i, (ex, web) in enumerate(zip(rows, is_website, strict=True))
+                  if web and ex.decision in WEBSITE_OOS_DECISIONS]
+    probs = predict_probs(first, [rows[i].text for i in candidates])
+    best = probs.argmax(axis=1)
+    out = list(rows)
+    for row, i in enumerate(candidates):
+        if first.labels[int(best[row])] == OOS or float(probs[row, best[row]]) < confidence:
+            ex = out[i]
+            out[i] = Example(ex.text, OOS, domain_map.get(OOS), ex.decision)
+    print(f"website prompts labelled out-of-scope: {sum(out[i].label == OOS for i in candidates)} "
+          f"of {len(candidates)}", flush=True)
+    return out
+
+
 def train_command(args: Any) -> int:
     """``eaves intent train``: load, split, train, tune the threshold and floors, print figures, export."""
     from shared.intent.dataset import load_domains, load_examples
 
+    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max,
+                                    word_ngrams=args.word_ngrams, start_mark=args.start_mark)
+    settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
+                             seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
+                             smoothing=args.smoothing, decision_weight=args.decision_weight,
+                             hidden=args.hidden, hidden_heads=args.hidden_heads,
+                             featuriser=featuriser)
+    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     examples = [ex for spec in args.data or [] for ex in load_examples(spec)]
     val = [ex for spec in args.val or [] for ex in load_examples(spec)]
     domain_map = load_domains(args.domains) if args.domains else {}
@@ -576,7 +646,11 @@ def train_command(args: Any) -> int:
             train_part = [Example(ex.text, ex.label, ex.domain, None)
                           if id(ex) in clinc and zlib.crc32(ex.text.encode()) % 100 >= keep else ex
                           for ex in train_part]
-        website = [ex for ex in train_part if ex.label == NO_LABEL]
+        domain_map = {**load_domains(CLINC_DOMAINS), **domain_map}
+        is_website = [ex.label == NO_LABEL for ex in train_part]
+        if args.website_oos > 0:
+            train_part = label_website_oos(train_part, is_website, settings, domain_map, args.website_oos, log)
+        website = [ex for ex, web in zip(train_part, is_website, strict=True) if web]
         # Website prompts are few beside CLINC150's 13,500 rows, and they are what a site sees: repeated.
         if args.augment:
             examples += train_part + [Example(augment(ex.text, args.seed + r), ex.label, ex.domain, ex.decision)
@@ -584,7 +658,6 @@ def train_command(args: Any) -> int:
         else:
             examples += train_part + website * max(0, args.website_repeat - 1)
         val += corpus.parts["dev"][::args.slice] if args.slice else corpus.parts["dev"]
-        domain_map = {**load_domains(CLINC_DOMAINS), **domain_map}
     elif args.abuse_corpus:
         from shared.intent.abuse import load_bastioncorpus, load_benign, load_seed
 
@@ -596,14 +669,6 @@ def train_command(args: Any) -> int:
         train_rows = examples
     else:
         train_rows, val = split_validation(examples, args.val_fraction, args.seed)
-    featuriser = FeaturiserSettings(buckets=args.buckets, char_min=args.char_min, char_max=args.char_max,
-                                    word_ngrams=args.word_ngrams, start_mark=args.start_mark)
-    settings = TrainSettings(dim=args.dim, epochs=args.epochs, lr=args.lr, dropout=args.dropout,
-                             seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
-                             smoothing=args.smoothing, decision_weight=args.decision_weight,
-                             hidden=args.hidden, hidden_heads=args.hidden_heads,
-                             featuriser=featuriser)
-    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows} - {NO_LABEL})} labels), "
           f"validating on {len(val)}", flush=True)
     started = time.perf_counter()
@@ -611,6 +676,7 @@ def train_command(args: Any) -> int:
     unknown = sorted({ex.label for ex in val} - set(model.labels) - {NO_LABEL})
     if unknown:
         print(f"warning: validation labels not in training: {unknown[:10]}", file=sys.stderr)
+    oos_shift = tune_oos_shift(model, val) if args.oos_shift else 0.0
     model.threshold = args.threshold if args.threshold is not None else tune_threshold(model, val)
     policy = None
     if args.policy != "none":
@@ -619,10 +685,10 @@ def train_command(args: Any) -> int:
         policy = load_policy_file(args.policy)
     model.floors = tune_floors(model, val, max_leak=args.max_leak, abuse_floor=args.abuse_floor, policy=policy)
     model.report = {"val": report_scores(model, val) if val else {},
-                    "train_examples": len(train_rows), "val_examples": len(val),
+                    "train_examples": len(train_rows), "val_examples": len(val), "oos_shift": oos_shift,
                     "data_digest": data_digest(train_rows)}
     data = export(model, args.out)
     figures = model.report["val"]
-    print(json.dumps({"out": str(args.out), "bytes": len(data), "threshold": model.threshold,
+    print(json.dumps({"out": str(args.out), "bytes": len(data), "threshold": model.threshold, "oos_shift": oos_shift,
                       "floors": model.floors, "seconds": round(time.perf_counter() - started, 1), **figures}))
     return 0

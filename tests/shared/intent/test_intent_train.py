@@ -316,3 +316,81 @@ def test_an_unfixable_leak_does_not_hide_the_others(monkeypatch: pytest.MonkeyPa
                     decisions=decisions)
     floors = tune_floors(model, [ex for ex, _ in rows], max_leak=0.01)
     assert floors["personal"] == 0.05
+
+
+class TestOutOfScope:
+    """Website prompts teaching the intent head "out of scope" (--website-oos), and the bias shift that
+    gives back what it takes from in-scope rows (--oos-shift)."""
+
+    @staticmethod
+    def toy_rows() -> list[Any]:
+        from shared.intent.dataset import Example
+
+        rows = [Example(f"{phrase} {tail}", label, "toy") for label, phrases in PHRASES.items()
+                for phrase in phrases for tail in ("please", "now", "", "thanks")]
+        return rows + [Example(text, "oos", None) for text in OOS for _ in range(3)]
+
+    @staticmethod
+    def settings() -> Any:
+        from shared.intent.featurise import FeaturiserSettings
+        from shared.intent.train import TrainSettings
+
+        return TrainSettings(dim=16, epochs=30, featuriser=FeaturiserSettings(buckets=1024))
+
+    def test_website_prompts_without_an_intent_become_oos_and_the_rest_stay_unlabelled(self) -> None:
+        """A website prompt the first training reads as one of the intents keeps no label (it must not
+        teach "balance" against itself); one it reads as nothing becomes oos; small talk never does."""
+        from shared.intent.dataset import NO_LABEL, Example
+        from shared.intent.dataset import OOS as OOS_LABEL
+        from shared.intent.train import label_website_oos
+
+        labelled = self.toy_rows()
+        website = [Example("how much money do i have now", NO_LABEL, None, "personal"),
+                   Example("explain relativity to a child, what is a quark", NO_LABEL, None, "shared"),
+                   Example("who won the cup, sing me a song", NO_LABEL, None, "time_sensitive"),
+                   Example("hello there", NO_LABEL, None, "small_talk")]
+        rows = labelled + website
+        out = label_website_oos(rows, [False] * len(labelled) + [True] * len(website), self.settings(), {},
+                                0.25, lambda _msg: None)
+        assert out[:len(labelled)] == labelled
+        assert [ex.label for ex in out[len(labelled):]] == [NO_LABEL, OOS_LABEL, OOS_LABEL, NO_LABEL]
+        assert [ex.decision for ex in out[len(labelled):]] == [ex.decision for ex in website]
+
+    def test_the_shift_keeps_the_wanted_recall_and_no_more(self) -> None:
+        """The oos bias goes down as far as validation oos recall stays at the setting: one more step
+        would miss it (or the shift is at its cap)."""
+        import numpy as np
+
+        from shared.intent.dataset import Example
+        from shared.intent.train import OOS_SHIFT_MAX, OOS_SHIFT_STEP, predict_probs, tune_oos_shift
+        from shared.intent.train import train as fit
+
+        model = fit(self.toy_rows(), self.settings(), {}, log=lambda _msg: None)
+        val = [Example(text, "oos") for text in [*OOS, "what is a lepton", "hum a tune", "who won the match"]]
+        column = model.labels.index("oos")
+
+        def recall(extra_shift: float) -> float:
+            probs = predict_probs(model, [ex.text for ex in val]).astype(np.float64)
+            probs[:, column] *= np.exp(-extra_shift)
+            return float(np.mean(probs.argmax(axis=1) == column))
+
+        assert recall(0) >= model.settings.oos_recall  # the label alone reaches it, so there is room
+        bias = model.bias.copy()
+        shift = tune_oos_shift(model, val)
+        assert shift > 0 and model.bias[column] == np.float32(bias[column] - shift)
+        assert np.array_equal(np.delete(model.bias, column), np.delete(bias, column))
+        assert recall(0) >= model.settings.oos_recall
+        assert shift == OOS_SHIFT_MAX or recall(OOS_SHIFT_STEP) < model.settings.oos_recall
+
+    def test_no_shift_when_the_label_alone_misses(self) -> None:
+        """When argmax alone misses the wanted recall the bias is left alone (the threshold raises it)."""
+        import numpy as np
+
+        from shared.intent.dataset import Example
+        from shared.intent.train import train as fit
+        from shared.intent.train import tune_oos_shift
+
+        model = fit(self.toy_rows(), self.settings(), {}, log=lambda _msg: None)
+        val = [Example(phrase, "oos") for phrases in PHRASES.values() for phrase in phrases]  # all read in scope
+        bias = model.bias.copy()
+        assert tune_oos_shift(model, val) == 0.0 and np.array_equal(model.bias, bias)
