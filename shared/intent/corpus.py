@@ -6,8 +6,8 @@ Sources (licences in ``data/ATTRIBUTION.md``):
   reviewed table ``data/clinc150_decisions.csv``. Its out-of-scope rows carry no decision: "out of
   CLINC's intents" says nothing about whether an answer may be shared.
 - ``data/website_prompts.jsonl``, ``data/website_prompts_2.jsonl`` and the later files in ``LATER_WEBSITE``
-  (``website_prompts_3``/``_4``/``_5``/``_6`` and ``website_prompts_banks1``/``_banks2``/``_banks3``, the load
-  test's first three question banks, each scored once):
+  (``website_prompts_3``/``_4``/``_5``/``_6`` and ``website_prompts_banks1`` to ``_banks4``, the load test's
+  first four question banks, each scored once):
   questions written for eaves the way a website's visitors ask them, each with its decision (shared,
   personal, time_sensitive, small_talk).
 - bastioncorpus (PyPI) attacks, decision ``abuse``, and its benign look-alikes; plus ``abuse_seed.jsonl``
@@ -43,7 +43,7 @@ WEBSITE_2 = DATA / "website_prompts_2.jsonl"
 # Written later, each cut into train and dev only, by a hash salted with its own name (``later_part``).
 # A file not (yet) in the repository is skipped.
 LATER_WEBSITE = ("website_prompts_banks1", "website_prompts_3", "website_prompts_4", "website_prompts_banks2",
-                 "website_prompts_5", "website_prompts_banks3", "website_prompts_6")
+                 "website_prompts_5", "website_prompts_banks3", "website_prompts_6", "website_prompts_banks4")
 PARTS = ("train", "dev", "heldout")
 
 
