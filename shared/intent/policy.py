@@ -42,7 +42,8 @@ Actions: ``block`` (refuse), ``edge`` (answer with ``answer``), ``cache`` (``ttl
 ``stale_s`` more served stale), ``origin`` (always forward, never cache), ``async`` (hand to the origin
 in the background). ``min_confidence`` on a rule makes it apply only when the model is that sure (for a
 decision rule, sure of the decision); below it the next rule in line applies: intent, decision, domain,
-``[default]``.
+``[default]``. ``unless_decided`` on an intent rule (a table of decision = confidence) makes it step aside when
+the decision head is at least that sure of that decision: the second head overruling the first.
 
 ``[records]`` and then ``[freshness]`` are checked last. ``[records]``: when the rules chose a ``cache`` route
 and the prompt names a record (one of its ``nouns`` followed by an identifier, or an email address), its own
@@ -81,7 +82,7 @@ from shared.intent.routing import ACTIONS, DECISIONS, SCOPES, Action, Intent, Ro
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
-                        "timeout_s", "scope"})
+                        "timeout_s", "scope", "unless_decided"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
 _TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records"})
 _SCOPE_WIDTH = {"none": 0, "user": 1, "shared": 2}
@@ -96,6 +97,15 @@ class PolicyError(ValueError):
 class Rule:
     route: Route
     min_confidence: float = 0.0
+    # decision -> confidence: an intent rule steps aside when the decision head is at least this sure of
+    # that decision (a second opinion that overrules the intent head's reading).
+    unless_decided: tuple[tuple[str, float], ...] = ()
+
+    def applies(self, confidence: float, intent: Intent) -> bool:
+        if confidence < self.min_confidence:
+            return False
+        return not any(intent.decision == name and intent.decision_confidence >= sure
+                       for name, sure in self.unless_decided)
 
 
 def _rule(where: str, raw: Any, reason: str) -> Rule:
@@ -147,7 +157,25 @@ def _rule(where: str, raw: Any, reason: str) -> Rule:
     checked_scope: Scope = scope
     route = Route(checked, ttl_s=ttl, stale_s=stale, answer=answer, reason=reason, stale_if_error_s=keep,
                   timeout_s=None if timeout is None else float(timeout), scope=checked_scope)
-    return Rule(route, float(floor))
+    return Rule(route, float(floor), _unless_decided(where, raw.get("unless_decided")))
+
+
+def _unless_decided(where: str, raw: Any) -> tuple[tuple[str, float], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        raise PolicyError(f"{where}: unless_decided must be a table of decision = confidence, e.g. "
+                          "{ shared = 0.98 }")
+    out = []
+    for name, sure in raw.items():
+        if name not in DECISIONS:
+            raise PolicyError(f"{where}: unless_decided names unknown decision {name!r}; the model decides one "
+                              f"of {list(DECISIONS)}")
+        if not isinstance(sure, int | float) or isinstance(sure, bool) or not 0.0 < sure <= 1.0:
+            raise PolicyError(f"{where}: unless_decided.{name} must be a confidence above 0 and at most 1, "
+                              f"not {sure!r}")
+        out.append((name, float(sure)))
+    return tuple(out)
 
 
 class TomlPolicy:
@@ -170,6 +198,13 @@ class TomlPolicy:
         self.domains = self._section(data, "domains", "domain")
         self.intents = self._section(data, "intents", "intent")
         self.decisions = self._section(data, "decisions", "decision")
+        # unless_decided is the decision head overruling the intent head; elsewhere there is nothing to overrule.
+        for key, rules in (("default", {"": self.default}), ("domains", self.domains),
+                           ("decisions", self.decisions)):
+            for name, rule in rules.items():
+                if rule.unless_decided:
+                    raise PolicyError(f"{source} [{key}{'.' + name if name else ''}]: unless_decided applies to "
+                                      "[intents.*] rules only (the decision head overruling the intent head)")
         unknown_decisions = sorted(set(self.decisions) - set(DECISIONS))
         if unknown_decisions:
             raise PolicyError(f"{source}: unknown decision(s) {unknown_decisions}; the model decides one of "
@@ -220,7 +255,7 @@ class TomlPolicy:
                       (self.decisions.get(intent.decision), intent.decision_confidence),
                       (self.domains.get(intent.domain), intent.confidence))
         for rule, confidence in candidates:
-            if rule is not None and confidence >= rule.min_confidence:
+            if rule is not None and rule.applies(confidence, intent):
                 chosen = rule.route
                 break
         # Then the backstops that read the prompt's words, each only ever narrowing what was chosen: a
@@ -264,8 +299,9 @@ def _narrowing_rule(where: str, raw: dict[str, Any], lists: tuple[str, ...], rea
     if rule.route.action not in ("cache", "origin"):
         raise PolicyError(f"{where}: action must be \"cache\" or \"origin\" (it only makes a route "
                           f"stricter), not {rule.route.action!r}")
-    if rule.min_confidence:
-        raise PolicyError(f"{where}: min_confidence has no meaning here (the prompt's words decide)")
+    if rule.min_confidence or rule.unless_decided:
+        key = "min_confidence" if rule.min_confidence else "unless_decided"
+        raise PolicyError(f"{where}: {key} has no meaning here (the prompt's words decide)")
     return rule.route
 
 

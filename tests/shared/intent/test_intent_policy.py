@@ -24,6 +24,18 @@ class TestShippedPolicy:
         assert policy.route(Intent("prompt_injection", "abuse", 0.6, "shared", 0.9)).action == "block"
         assert policy.route(Intent("prompt_injection", "abuse", 0.4, "shared", 0.9)).action == "cache"
 
+    @pytest.mark.parametrize("label", ["prompt_injection", "abusive"])
+    def test_a_sure_benign_decision_overrules_the_intent_heads_abuse_reading(self, label: str) -> None:
+        """A wrong block is an outage for its user: when the decision head is nearly certain (>= 0.95) that
+        the prompt is an ordinary question, the intent head's abuse label alone does not block it; a less
+        sure decision head, or its own abuse reading, still lets either head block."""
+        policy = load_policy()
+        for decision in ("shared", "personal", "time_sensitive", "small_talk"):
+            overruled = policy.route(Intent(label, "abuse", 0.9, decision, 0.95))
+            assert overruled.action != "block" and overruled.reason == f"decision {decision}"
+            assert policy.route(Intent(label, "abuse", 0.9, decision, 0.94)).action == "block"
+        assert policy.route(Intent(label, "abuse", 0.9, "abuse", 1.0)).action == "block"
+
     def test_out_of_scope_is_routed_by_its_decision(self) -> None:
         """Out of CLINC150's intents is no reason to skip the cache: a shareable one is cached shared."""
         route = load_policy().route(Intent("oos", "oos", 0.2, "shared", 0.9))
@@ -72,6 +84,15 @@ class TestDecisionRules:
         assert policy.route(Intent("a", "d", 0.9, "shared", 0.9)).reason == "intent a"
         assert policy.route(Intent("b", "d", 0.9, "shared", 0.9)).reason == "decision shared"
         assert policy.route(Intent("b", "d", 0.9, "personal", 0.9)).reason == "domain d"
+
+    def test_unless_decided_reads_only_the_decision_it_names(self) -> None:
+        """An intent rule steps aside only for the named decision at the named confidence or above; then
+        the decision's own rule routes the prompt."""
+        policy = TomlPolicy(MINIMAL + '[intents.spam]\naction = "block"\nunless_decided = { shared = 0.9 }\n'
+                            '[decisions.personal]\naction = "origin"\n')
+        assert policy.route(Intent("spam", "x", 0.99, "shared", 0.9)).reason == "default"
+        assert policy.route(Intent("spam", "x", 0.99, "shared", 0.89)).action == "block"
+        assert policy.route(Intent("spam", "x", 0.99, "personal", 1.0)).action == "block"
 
     def test_decision_min_confidence_reads_the_decision(self) -> None:
         """A decision rule's min_confidence compares the decision's confidence, not the intent's."""
@@ -161,6 +182,21 @@ class TestValidation:
         (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nscope = "everyone"\n', "scope must be one of"),
         (MINIMAL + '[intents.hi]\naction = "cache"\nttl_s = 5\nscope = "none"\n', "keeps nothing"),
         (MINIMAL + '[intents.hi]\naction = "origin"\nscope = "user"\n', "applies to cache rules only"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nunless_decided = 0.9\n', "table of decision = confidence"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nunless_decided = {}\n', "table of decision = confidence"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nunless_decided = { sharde = 0.9 }\n',
+         "unless_decided names unknown decision 'sharde'"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nunless_decided = { shared = 0 }\n', "above 0 and at most 1"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nunless_decided = { shared = 1.5 }\n', "not 1.5"),
+        (MINIMAL + '[intents.hi]\naction = "block"\nunless_decided = { shared = true }\n', "not True"),
+        (MINIMAL + '[decisions.shared]\naction = "block"\nunless_decided = { personal = 0.9 }\n',
+         "[decisions.shared]: unless_decided applies to [intents.*] rules only"),
+        (MINIMAL + '[domains.x]\naction = "block"\nunless_decided = { personal = 0.9 }\n',
+         "[domains.x]: unless_decided applies to [intents.*] rules only"),
+        ('[default]\naction = "origin"\nunless_decided = { personal = 0.9 }\n',
+         "[default]: unless_decided applies to [intents.*] rules only"),
+        (MINIMAL + '[freshness]\ncues = ["now"]\naction = "origin"\nunless_decided = { shared = 0.9 }\n',
+         "unless_decided has no meaning here"),
     ])
     def test_bad_policies(self, text: str, message: str) -> None:
         """Each mistake is a PolicyError whose message says what to fix."""
