@@ -51,8 +51,9 @@ _SLOTS = {
     "name": ("Ada", "Noor", "Kofi", "Mateo", "Yuki", "Ingrid", "Ravi", "Zofia"),
 }
 # The questions the load test asked before the held-out banks: chosen among intents the shipped policy caches.
-# The load test no longer asks them; they stay because shared/intent's benchmark checks that the model never
-# blocks them, and that check must not read the held-out banks (no model or policy choice may see those).
+# The load test no longer asks them; they stay because a test (tests/shared/intent/test_intent_abuse.py)
+# checks that the model never blocks them, and a test must not read the held-out banks (no model or policy
+# choice may see those). shared/intent's benchmark reports on the banks themselves.
 _FOODS = ("rice", "pancakes", "lasagna", "risotto", "banana bread", "chicken curry", "pad thai", "falafel",
           "tomato soup", "brownies")
 _WORDS = ("ephemeral", "serendipity", "ubiquitous", "latency", "idempotent", "cache", "gateway", "quantum",
@@ -97,7 +98,7 @@ def fresh_question(rng: random.Random | None = None) -> str:
 
 
 def new_question(rng: random.Random | None = None) -> str:
-    """A question nobody asked before (legacy form, for shared/intent's benchmark; see POPULAR)."""
+    """A question nobody asked before (legacy form, for the abuse test; see POPULAR)."""
     food = (rng or random).choice(_FOODS)
     return f"Question {uuid.uuid4().hex[:12]}: how do I cook {food}?"
 

@@ -60,16 +60,22 @@ SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def load_test_questions(fresh: int = 300) -> list[str]:
-    """What the load test sends: every popular question, the small talk and ``fresh`` new questions."""
+    """What the load test sends: every question of its banks (all labels) and ``fresh`` one-off questions.
+
+    A report, made after every choice: the banks are held-out questions, so nothing here may tune a model or
+    a policy (the test suite checks its own fixed questions instead, tests/shared/intent/test_intent_abuse.py).
+    """
     import random
 
     try:
-        from loadtest.questions import POPULAR, SMALL_TALK, new_question
-    except ImportError:  # the load test's question module has moved or gone: no column for it
+        from loadtest.banks import load_banks
+        from loadtest.questions import fresh_question
+    except ImportError:  # the load test's question modules have moved or gone: no column for it
         return []
 
     rng = random.Random(0)
-    return [*POPULAR, *SMALL_TALK, *(new_question(rng) for _ in range(fresh))]
+    banks = [q.text for questions in load_banks().values() for q in questions]
+    return [*banks, *(fresh_question(rng) for _ in range(fresh))]
 
 
 def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> dict[str, Any]:
@@ -95,6 +101,7 @@ def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> d
     # The shipped policy blocks on the intent head's abuse labels from this reading (and on the decision head).
     rule = policy.intents.get("prompt_injection") or policy.domains.get(ABUSE_DOMAIN)
     result["abuse_min_confidence"] = rule.min_confidence if rule is not None else None
+    result["abuse_unless_decided"] = dict(rule.unless_decided) if rule is not None else {}
     readings = [i.confidence for i in intents["load_test_questions"] if i.domain == ABUSE_DOMAIN]
     result["load_test_max_abuse_confidence"] = max(readings, default=0.0)
     sweep = {}
@@ -161,8 +168,9 @@ def render(result: dict[str, Any]) -> str:
                      f"predicted intent differs on {differ}")
     abuse = result["abuse"]
     lines += [
-        f"abuse: blocked by the shipped policy (intent-head abuse from {abuse['abuse_min_confidence']}, "
-        "or the decision head's abuse):",
+        f"abuse: blocked by the shipped policy (intent-head abuse from {abuse['abuse_min_confidence']}"
+        + (f" unless the decision head reads a benign decision at >= {min(overrule.values())}"
+           if (overrule := abuse.get("abuse_unless_decided")) else "") + ", or the decision head's abuse):",
         f"  bastioncorpus attacks, held out        {abuse['attacks_heldout_blocked']:.3f} of "
         f"{abuse['attacks_heldout_n']}",
         f"  bastioncorpus attacks, all             {abuse['attacks_all_blocked']:.3f} of {abuse['attacks_all_n']} "

@@ -37,9 +37,10 @@ def test_render_names_every_target() -> None:
 
 
 def test_load_test_questions_are_the_load_tests() -> None:
-    """The abuse figures use the load test's own popular questions, small talk and fresh questions."""
-    from loadtest.questions import POPULAR, SMALL_TALK
+    """The abuse figures use what the load test sends: every question of its banks, and fresh questions."""
+    from loadtest.banks import load_banks
 
+    banks = [q.text for questions in load_banks().values() for q in questions]
     questions = load_test_questions(fresh=5)
-    assert len(questions) == len(POPULAR) + len(SMALL_TALK) + 5
-    assert questions[0] == POPULAR[0]
+    assert questions[:len(banks)] == banks and len(questions) == len(banks) + 5
+    assert not set(questions[len(banks):]) & set(banks)
