@@ -328,6 +328,23 @@ class TestEndUser:
         assert same.status == 200 and answer(same)["user"] == "bob"
         assert personal.generations == 2
 
+    async def test_responses_api_names_the_field_it_was_sent(self) -> None:
+        """/v1/responses takes the end user as 'user' or 'safety_identifier' too; an invalid one, or a JWT
+        caller's that is not the token's user, is refused naming the field the caller sent (it was
+        translated to chat's 'user' and named so), and a JWT caller's matching one is served."""
+        world, personal = await self.jwt_world()
+        for name in ("user", "safety_identifier"):
+            body = {"model": "m", "input": "my plan", name: "a b"}
+            bad = await world.chat(body=body, key="acme", path="/v1/responses")
+            assert bad.status == 400 and body_of(bad)["error"]["param"] == name, name
+            body = {"model": "m", "input": "my plan", name: "alice"}
+            other = await world.chat(body=body, key=self.token(sub="mallory"), path="/v1/responses")
+            error = body_of(other)["error"]
+            assert other.status == 400 and error["code"] == "user_mismatch" and error["param"] == name, name
+            same = await world.chat(body=body, key=self.token(sub="alice"), path="/v1/responses")
+            assert same.status == 200 and same.header("x-edge-scope") == "user", name
+        assert personal.generations == 1  # alice's answer, kept for her: her second ask is a hit
+
     async def test_jwt_caller_cannot_claim_another_user_through_safety_identifier(self) -> None:
         """safety_identifier names the end user as 'user' does, so a JWT caller cannot use it to read another
         user's answers either; the refusal names the field that was sent."""

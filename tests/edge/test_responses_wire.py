@@ -53,7 +53,8 @@ class TestToChat:
                                   "tools": [], "tool_choice": "auto", "include": None, "background": False})
         assert chat["response_format"] == {"type": "json_schema",
                                            "json_schema": {"name": "x", "schema": {"type": "object"}, "strict": True}}
-        assert chat["verbosity"] == "low" and chat["reasoning_effort"] == "low" and chat["user"] == "s1"
+        assert chat["verbosity"] == "low" and chat["reasoning_effort"] == "low"
+        assert chat["safety_identifier"] == "s1" and "user" not in chat
         assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
 
     def test_function_tools_and_their_items(self) -> None:
