@@ -286,6 +286,8 @@ async def _http_caller(app: Any, request: EdgeRequest, *, limits: bool = True
     async def call() -> bytes:
         transport.written.clear()
         protocol.data_received(raw)
+        if limits:  # the edge's protocol parses from the ready queue, one callback per loop round of connections
+            protocol.parse_pending()  # (edge.emulator.limits); here each round has one, so parse it at once
         while state.tasks:  # the request's task, created by the protocol
             await next(iter(state.tasks))
         return b"".join(transport.written)
