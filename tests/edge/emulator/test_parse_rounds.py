@@ -21,8 +21,10 @@ from edge.emulator.limits import PARSE_ROUNDS, uvicorn_options
 from tests.edge.emulator.test_one_write import BODY, POST, ManualTimers, Transport, fixed_app
 
 
-def connection(loop: Any = None, app: Any = fixed_app, **config: Any) -> tuple[Any, Transport, ServerState]:
-    protocol_class = uvicorn_options()["http"]
+def connection(loop: Any = None, app: Any = fixed_app, protocol_class: Any = None,
+               **config: Any) -> tuple[Any, Transport, ServerState]:
+    """One connection into the protocol `eaves edge` serves with (or ``protocol_class``)."""
+    protocol_class = protocol_class or uvicorn_options()["http"]
     state = ServerState()
     settings = Config(app, http=protocol_class, access_log=False, lifespan="off", log_level="warning", **config)
     protocol = protocol_class(settings, state, {}, _loop=loop or asyncio.get_running_loop())
@@ -65,11 +67,7 @@ async def test_data_that_came_before_the_loss_is_read_before_it() -> None:
             seen.append(scope["path"])
             seen.append((await receive())["type"])
 
-        state = ServerState()
-        settings = Config(app, http=protocol_class, access_log=False, lifespan="off", log_level="warning")
-        protocol = protocol_class(settings, state, {}, _loop=asyncio.get_running_loop())
-        transport = Transport()
-        protocol.connection_made(transport)
+        protocol, transport, state = connection(app=app, protocol_class=protocol_class)
         protocol.data_received(POST)
         protocol.connection_lost(None)
         await asyncio.sleep(0)
