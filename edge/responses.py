@@ -232,12 +232,11 @@ def to_chat(request: dict[str, Any]) -> dict[str, Any]:
     for name in ("temperature", "top_p"):
         if request.get(name) is not None:
             chat[name] = request[name]
-    # The end user under the name the caller gave it, so that an error about it (invalid, or not the JWT's
-    # user) names the field the caller sent; chat reads either, `user` first, as this endpoint does.
+    # The end user under the name the caller gave it, so that an error about it (a wrong type, invalid, or not
+    # the JWT's user) names the field the caller sent; chat checks both and reads `user` first, as this endpoint.
     for name in ("user", "safety_identifier"):
-        if request.get(name):
+        if request.get(name) is not None:
             chat[name] = request[name]
-            break
     if request.get("text") is not None:
         response_format, verbosity = _response_format(request["text"])
         if response_format is not None:

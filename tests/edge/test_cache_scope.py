@@ -334,9 +334,10 @@ class TestEndUser:
         translated to chat's 'user' and named so), and a JWT caller's matching one is served."""
         world, personal = await self.jwt_world()
         for name in ("user", "safety_identifier"):
-            body = {"model": "m", "input": "my plan", name: "a b"}
-            bad = await world.chat(body=body, key="acme", path="/v1/responses")
-            assert bad.status == 400 and body_of(bad)["error"]["param"] == name, name
+            for wrong in ("a b", 0, [], False):
+                body = {"model": "m", "input": "my plan", name: wrong}
+                bad = await world.chat(body=body, key="acme", path="/v1/responses")
+                assert bad.status == 400 and body_of(bad)["error"]["param"] == name, (name, wrong)
             body = {"model": "m", "input": "my plan", name: "alice"}
             other = await world.chat(body=body, key=self.token(sub="mallory"), path="/v1/responses")
             error = body_of(other)["error"]
