@@ -231,11 +231,13 @@ async def ceiling_app() -> Layer:
     return Layer("ceiling/asgi", call, timing_of)
 
 
-class _Transport:
-    """What uvicorn's protocol needs of a transport: it collects the response bytes."""
+class CollectingTransport:
+    """What uvicorn's protocol needs of a transport: it collects the response bytes and remembers a close
+    (this benchmark's in-process HTTP layer, and the emulator protocol's tests)."""
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.closed = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -244,10 +246,10 @@ class _Transport:
         return default
 
     def is_closing(self) -> bool:
-        return False
+        return self.closed
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
     def pause_reading(self) -> None:
         pass
@@ -279,7 +281,7 @@ async def _http_caller(app: Any, request: EdgeRequest, *, limits: bool = True
     config = Config(app, http=protocol_class, access_log=False, lifespan="off", log_level="warning")
     state = ServerState()
     protocol = protocol_class(config, state, {}, _loop=asyncio.get_running_loop())
-    transport = _Transport()
+    transport = CollectingTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     raw = _raw_request(request)
 

@@ -17,39 +17,22 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
+from eaves.bench.hitpath import CollectingTransport
 from edge.emulator.limits import uvicorn_options
 from edge.emulator.one_write import OneWriteCycle
 
 BODY = b'{"answer": "from the cache"}'
 
 
-class Transport:
-    """Records what a cycle or protocol writes."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
+class Transport(CollectingTransport):
+    """Records what a cycle or protocol writes, each write copied as it was at the time."""
 
     def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
+        self.written.append(bytes(data))
 
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+    @property
+    def writes(self) -> list[bytes]:
+        return self.written
 
 
 async def fixed_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
