@@ -1,5 +1,6 @@
-"""A helper shared by the [freshness] and [records] tests: both tables are read by one backstop parser
-(shared.intent.policy), so a bad one is refused the same way, naming the file and the table."""
+"""What the [freshness] and [records] tests share: both tables are read by one backstop parser
+(shared.intent.policy), so a bad one is refused the same way, naming the file and the table; and both narrow
+the same rules (BASE_POLICY) for the same shareable reading (SHARED)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ import pytest
 
 from shared.intent import PolicyError
 from shared.intent.policy import TomlPolicy
+from shared.intent.routing import Intent
+
+# The rules each backstop narrows: shareable answers kept an hour for the tenant, personal ones never.
+BASE_POLICY = '''
+[default]
+action = "cache"
+ttl_s = 3600
+stale_s = 600
+
+[decisions.personal]
+action = "origin"
+'''
+SHARED = Intent("oos", "oos", 0.9, "shared", 0.9)
 
 
 def assert_bad_table_names_the_problem(section: str, table: str, message: str) -> None:

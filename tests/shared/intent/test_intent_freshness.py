@@ -10,17 +10,9 @@ from shared.intent import PolicyError, load_policy
 from shared.intent.freshness import NowCues
 from shared.intent.policy import TomlPolicy
 from shared.intent.routing import Intent
-from tests.shared.intent.backstops import assert_bad_table_names_the_problem
+from tests.shared.intent.backstops import BASE_POLICY, SHARED, assert_bad_table_names_the_problem
 
-POLICY = '''
-[default]
-action = "cache"
-ttl_s = 3600
-stale_s = 600
-
-[decisions.personal]
-action = "origin"
-
+POLICY = BASE_POLICY + '''
 [decisions.small_talk]
 action = "cache"
 ttl_s = 86400
@@ -34,7 +26,6 @@ ttl_s = 60
 stale_s = 0
 stale_if_error_s = 0
 '''
-SHARED = Intent("oos", "oos", 0.9, "shared", 0.9)
 
 
 class TestNowCues:

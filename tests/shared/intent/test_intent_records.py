@@ -11,18 +11,10 @@ from shared.intent import load_policy
 from shared.intent.policy import TomlPolicy
 from shared.intent.records import RecordCues
 from shared.intent.routing import Intent
-from tests.shared.intent.backstops import assert_bad_table_names_the_problem
+from tests.shared.intent.backstops import BASE_POLICY, SHARED, assert_bad_table_names_the_problem
 
 NOUNS = ["order", "booking", "ticket", "claim", "card", "gift card", "account", "policy", "ref"]
-POLICY = '''
-[default]
-action = "cache"
-ttl_s = 3600
-stale_s = 600
-
-[decisions.personal]
-action = "origin"
-
+POLICY = BASE_POLICY + '''
 [decisions.time_sensitive]
 action = "cache"
 scope = "user"
@@ -38,7 +30,6 @@ action = "cache"
 scope = "user"
 ttl_s = 60
 '''
-SHARED = Intent("oos", "oos", 0.9, "shared", 0.9)
 
 
 class TestRecordCues:
