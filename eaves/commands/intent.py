@@ -32,6 +32,10 @@ def register(sub: Any) -> None:
     train.add_argument("--corpus", action="store_true",
                        help="train on the shipped corpus (shared/intent/corpus.py: CLINC150 with decisions, "
                        "website prompts, abuse), choosing on its dev part; what scripts/train-intent runs")
+    train.add_argument("--intents", choices=["clinc150", "acts"], default="clinc150",
+                       help="with --corpus: the intent head's labels: CLINC150's 150 intents, or the "
+                       "conversation acts alone (its small_talk and meta intents; every other prompt is 'oos') "
+                       "beside the abuse labels (default: %(default)s)")
     train.add_argument("--no-abuse", action="store_true", help="with --corpus: leave out bastioncorpus")
     train.add_argument("--slice", type=int, default=0, metavar="N",
                        help="with --corpus: every Nth row only (a quick end-to-end check)")
@@ -197,17 +201,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(f"eaves intent classify: {exc}", file=sys.stderr)
         return 2
     intent = classifier.classify(args.text)
-    route = policy.route(intent)
+    route = policy.route(intent, args.text)  # with the text, as the edge routes: [records], [freshness] read it
     if args.json:
         print(json.dumps({"label": intent.label, "domain": intent.domain, "confidence": intent.confidence,
                           "action": route.action, "ttl_s": route.ttl_s, "stale_s": route.stale_s,
                           "stale_if_error_s": route.stale_if_error_s, "timeout_s": route.timeout_s,
                           "answer": route.answer, "reason": route.reason, "scope": route.scope,
-                          "decision": intent.decision, "decision_confidence": intent.decision_confidence}))
+                          "decision": intent.decision, "decision_confidence": intent.decision_confidence,
+                          "decision_probabilities": dict(intent.decision_probabilities)}))
     else:
         print(f"intent: {intent.label} (domain {intent.domain}, confidence {intent.confidence:.3f})")
         if intent.decision:
-            print(f"decision: {intent.decision} (confidence {intent.decision_confidence:.3f})")
+            spread = ", ".join(f"{name} {p:.3f}" for name, p in intent.decision_probabilities)
+            print(f"decision: {intent.decision} (confidence {intent.decision_confidence:.3f}; {spread})")
         extra = (f", scope {route.scope}, ttl {route.ttl_s} s, stale {route.stale_s} s"
                  if route.action == "cache" else "")
         print(f"route:  {route.action}{extra} ({route.reason})")
