@@ -168,13 +168,15 @@ class OnnxIntentClassifier:
         index = _argmax(probs)
         confidence = probs[index]
         decision, decision_confidence = "", 0.0
+        spread: tuple[tuple[str, float], ...] = ()
         if self.decisions and len(outputs) > 1:
             chosen, decision_confidence = pick_decision(self.decisions, outputs[1], self.floors)
             decision = self.decisions[chosen]
+            spread = tuple(zip(self.decisions, outputs[1], strict=True))
         label = self.labels[index]
         if confidence < self.threshold or label == self.oos_label:
-            return Intent(self.oos_label, "oos", confidence, decision, decision_confidence)
-        return Intent(label, self.domains[index], confidence, decision, decision_confidence)
+            return Intent(self.oos_label, "oos", confidence, decision, decision_confidence, spread)
+        return Intent(label, self.domains[index], confidence, decision, decision_confidence, spread)
 
 
 def read_model(path: str | Path | None) -> tuple[bytes, str]:

@@ -32,6 +32,14 @@
     nouns = ["order", "booking"]   # "order #4471", an email address): never wider than this rule
     action = "origin"              # (only ever stricter; shared.intent.records says what an identifier is)
 
+    [doubt.time_sensitive]         # a reading the decision head is unsure of: when it gives this decision
+    at_least = 0.01                # at least this probability, whatever it decided, the answer is kept no
+    action = "cache"               # longer than this rule (only ever stricter; the scope stays unless the
+                                   # rule narrows it)
+    ttl_s = 240
+    stale_s = 60
+    stale_if_error_s = 0
+
     [intents.weather]              # per-route origin budget and error window
     action = "cache"
     ttl_s = 300
@@ -50,7 +58,10 @@ and the prompt names a record (one of its ``nouns`` followed by an identifier, o
 route applies instead, held to the stricter of the two field by field. ``[freshness]``: when the rules chose a
 ``cache`` route and the prompt contains one of its ``cues`` (whole words or phrases, any case;
 ``shared.intent.freshness``), its own route applies instead, if that keeps the answer for less time or for
-fewer people. Neither may make a route looser, so each must be an ``origin`` rule or a ``cache`` rule.
+fewer people. ``[doubt.NAME]`` tables come after them: when the rules chose a ``cache`` route and the decision
+head gave decision NAME at least ``at_least`` (whatever it decided), the route is held to that table's rule
+the same way. None of the three may make a route looser, so each must be an ``origin`` rule or
+a ``cache`` rule.
 
 Optional keys per rule:
 
@@ -84,7 +95,7 @@ DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
                         "timeout_s", "scope", "unless_decided"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
-_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records"})
+_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records", "doubt"})
 _SCOPE_WIDTH = {"none": 0, "user": 1, "shared": 2}
 _Finder = TypeVar("_Finder", NowCues, RecordCues)
 
@@ -211,6 +222,7 @@ class TomlPolicy:
                               f"{list(DECISIONS)}")
         self.cues, self.fresh = self._freshness(data.get("freshness"))
         self.records, self.owned = self._records(data.get("records"))
+        self.doubts = self._doubts(data.get("doubt"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         name = data.get("version", "policy")
         if not isinstance(name, str):
@@ -230,6 +242,32 @@ class TomlPolicy:
 
     def _records(self, raw: Any) -> tuple[RecordCues, Route | None]:
         return self._backstop(raw, "records", ("nouns",), lambda words: RecordCues(words.get("nouns", ())))
+
+    def _doubts(self, raw: Any) -> tuple[tuple[str, float, Route], ...]:
+        """``[doubt.NAME]``: per decision, the probability from which a reading is unsure of it, and the rule
+        such a reading is held to."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{self.source} [doubt]: expected tables [doubt.DECISION], e.g. "
+                              "[doubt.time_sensitive] with at_least = 0.01 and a rule")
+        out = []
+        for name, table in raw.items():
+            where = f"{self.source} [doubt.{name}]"
+            if not isinstance(table, dict):
+                raise PolicyError(f"{self.source} [doubt]: {name} is not a table; write one table per decision, "
+                                  "e.g. [doubt.time_sensitive] with at_least = 0.01 and a rule")
+            if name not in DECISIONS:
+                raise PolicyError(f"{where}: unknown decision {name!r}; the model decides one of {list(DECISIONS)}")
+            if "at_least" not in table:
+                raise PolicyError(f"{where}: expected a table with at_least (a probability) and a rule")
+            at_least = table["at_least"]
+            if (not isinstance(at_least, int | float) or isinstance(at_least, bool)
+                    or not 0.0 < at_least <= 1.0):
+                raise PolicyError(f"{where}: at_least must be a probability above 0 and at most 1, not "
+                                  f"{at_least!r}")
+            out.append((name, float(at_least), _narrowing_rule(where, table, ("at_least",), f"doubt {name}")))
+        return tuple(out)
 
     def _backstop(self, raw: Any, name: str, lists: tuple[str, ...],
                   build: Callable[[dict[str, list[str]]], _Finder]) -> tuple[_Finder, Route | None]:
@@ -267,7 +305,13 @@ class TomlPolicy:
         if self.fresh is not None and chosen.action == "cache" and self._looser(chosen, self.fresh):
             cue = self.cues.find(text)
             if cue is not None:
-                return replace(_stricter(chosen, self.fresh), reason=f"{chosen.reason}; freshness cue {cue!r}")
+                chosen = replace(_stricter(chosen, self.fresh), reason=f"{chosen.reason}; freshness cue {cue!r}")
+        # Last, the decision head's own doubt: a reading that gave a costly decision some probability.
+        for name, at_least, held_to in self.doubts:
+            if chosen.action == "cache" and self._looser(chosen, held_to):
+                p = intent.probability_of(name)
+                if p >= at_least:
+                    chosen = replace(_stricter(chosen, held_to), reason=f"{chosen.reason}; doubt {name} {p:.3f}")
         return chosen
 
     @staticmethod

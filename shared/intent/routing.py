@@ -28,6 +28,16 @@ class Intent:
     # one of DECISIONS. Scope and freshness follow from it, whatever the intent (most traffic is "oos").
     decision: str = ""
     decision_confidence: float = 0.0
+    # Every decision's probability, in the model's order ((name, p), ...; empty without a decision head):
+    # how unsure the head was, for rules that act on doubt (the policy's [doubt]).
+    decision_probabilities: tuple[tuple[str, float], ...] = ()
+
+    def probability_of(self, decision: str) -> float:
+        """The decision head's probability for ``decision`` (0.0 when it has none)."""
+        for name, p in self.decision_probabilities:
+            if name == decision:
+                return p
+        return 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ PYODIDE_TEST_PATHS = [
     "tests/shared/test_kv.py",
     "tests/shared/intent/test_intent_policy.py",
     "tests/shared/intent/test_intent_freshness.py",
+    "tests/shared/intent/test_intent_doubt.py",
     "tests/shared/intent/test_intent_records.py",
     "tests/shared/intent/test_intent_classifier.py",
     "tests/shared/intent/test_intent_featurise.py",
