@@ -45,6 +45,17 @@ WEBSITE_2 = DATA / "website_prompts_2.jsonl"
 LATER_WEBSITE = ("website_prompts_banks1", "website_prompts_3", "website_prompts_4", "website_prompts_banks2",
                  "website_prompts_5", "website_prompts_banks3", "website_prompts_6", "website_prompts_banks4")
 PARTS = ("train", "dev", "heldout")
+# The intent head's label sets (``eaves intent train --intents``): CLINC150's 150 intents, or the
+# conversation acts alone (``as_acts``).
+INTENT_SETS = ("clinc150", "acts")
+# CLINC150's domains whose intents are acts of the conversation itself, not tasks: greetings, thanks,
+# questions about the assistant (small_talk) and replies and commands on the session (meta: yes, no,
+# repeat, cancel, change_volume, ...). The abuse labels are kept beside them.
+ACT_DOMAINS = ("small_talk", "meta")
+_KEPT_DOMAINS = frozenset((*ACT_DOMAINS, "abuse"))
+# Website prompts with these decisions ask for an answer, so they are no act; small talk is an act whose
+# name the file does not give, so it teaches the intent head nothing.
+_TASK_DECISIONS = frozenset(("shared", "personal", "time_sensitive"))
 
 
 def _norm(text: str) -> str:
@@ -118,6 +129,27 @@ def website_rows(path: Path = WEBSITE) -> list[Example]:
                 raise DatasetError(f"{path}:{number}: decision must be one of {list(DECISIONS)}")
             rows.append(Example(item["text"], NO_LABEL, None, item["decision"]))
     return rows
+
+
+def as_acts(rows: list[Example]) -> list[Example]:
+    """The rows relabelled for an intent head of conversation acts (``--intents acts``).
+
+    A website's policy routes on the intent head for what the decision head cannot say: a canned answer
+    for a greeting or "are you a bot", "yes"/"cancel" whose meaning is the asker's conversation, and
+    abuse. Which of CLINC150's 120 task intents a question is ("pay_bill" or "bill_due") decides nothing
+    there, so they, CLINC150's out-of-scope rows and the website prompts that ask for an answer all become
+    ``oos`` ("no act"); the website prompts, most of what a site sees, then teach the head what an
+    ordinary question is, which the CLINC150 head never learnt (it read "I love this assistant" as an
+    attack). Acts and abuse labels keep their names; rows without a label keep none."""
+    out = []
+    for ex in rows:
+        if ex.label == NO_LABEL:
+            if ex.decision in _TASK_DECISIONS:
+                ex = Example(ex.text, OOS, None, ex.decision)
+        elif ex.label != OOS and ex.domain not in _KEPT_DOMAINS:
+            ex = Example(ex.text, OOS, None, ex.decision)
+        out.append(ex)
+    return out
 
 
 def load_corpus(abuse: bool = True, clinc: Path = CLINC, website_2: Path = WEBSITE_2) -> Corpus:

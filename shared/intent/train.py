@@ -631,7 +631,7 @@ def train_command(args: Any) -> int:
     domain_map = load_domains(args.domains) if args.domains else {}
     if args.corpus:
         # The shipped data (shared/intent/corpus.py): its train part to fit, its dev part to choose.
-        from shared.intent.corpus import CLINC_DOMAINS, load_corpus
+        from shared.intent.corpus import CLINC_DOMAINS, as_acts, load_corpus
 
         corpus = load_corpus(abuse=not args.no_abuse)
         train_part = corpus.parts["train"]
@@ -648,16 +648,26 @@ def train_command(args: Any) -> int:
                           for ex in train_part]
         domain_map = {**load_domains(CLINC_DOMAINS), **domain_map}
         is_website = [ex.label == NO_LABEL for ex in train_part]
+        dev_part = corpus.parts["dev"]
+        if args.intents == "acts":
+            if args.website_oos > 0:
+                print("eaves intent train: --website-oos reads CLINC150 intents; it needs --intents clinc150",
+                      file=sys.stderr)
+                return 2
+            train_part, dev_part = as_acts(train_part), as_acts(dev_part)
         if args.website_oos > 0:
             train_part = label_website_oos(train_part, is_website, settings, domain_map, args.website_oos, log)
         website = [ex for ex, web in zip(train_part, is_website, strict=True) if web]
+        if args.intents == "acts":
+            # Repeats are for the decision head; "no act" is already most of the acts head's rows.
+            website = [Example(ex.text, NO_LABEL, None, ex.decision) for ex in website]
         # Website prompts are few beside CLINC150's 13,500 rows, and they are what a site sees: repeated.
         if args.augment:
             examples += train_part + [Example(augment(ex.text, args.seed + r), ex.label, ex.domain, ex.decision)
                                       for r in range(1, args.website_repeat) for ex in website]
         else:
             examples += train_part + website * max(0, args.website_repeat - 1)
-        val += corpus.parts["dev"][::args.slice] if args.slice else corpus.parts["dev"]
+        val += dev_part[::args.slice] if args.slice else dev_part
     elif args.abuse_corpus:
         from shared.intent.abuse import load_bastioncorpus, load_benign, load_seed
 
