@@ -151,3 +151,22 @@ class TestIgnoredPhrases:
             with pytest.raises(PolicyError, match=message):
                 TomlPolicy('[default]\naction = "cache"\nttl_s = 60\n[freshness]\ncues = ["now"]\n'
                            f'action = "origin"\n{table}\n')
+
+
+class TestShippedCueWords:
+    @pytest.mark.parametrize("text", [
+        "How do I get an apostille on a birth certificate issued in a state I no longer live in?",
+        "How long do elephants live?",
+        "What's the penalty for breaking a fixed-rate energy contract?",
+        "Can I bring a live lobster in my carry-on?",
+    ])
+    def test_live_and_breaking_as_ordinary_words_are_not_about_now(self, text: str) -> None:
+        assert load_policy().cues.find(text) is None
+
+    @pytest.mark.parametrize(("text", "cue"), [
+        ("Live score India vs Australia", "live score"),
+        ("any breaking news?", "breaking news"),
+        ("is the stream live yet", "live yet"),
+    ])
+    def test_what_they_said_about_now_is_still_found(self, text: str, cue: str) -> None:
+        assert load_policy().cues.find(text) == cue

@@ -70,6 +70,15 @@ class TestShippedPolicy:
         for label in ("yes", "no", "maybe", "repeat", "cancel"):
             assert load_policy().route(Intent(label, "meta", 0.9, "shared", 0.9)).action == "origin"
 
+    def test_an_unsure_reply_reading_falls_to_the_decision_but_cancel_never_does(self) -> None:
+        """Below 0.5 the intent head is guessing at a question ("What is your corrections policy?" read
+        yes 0.17): the decision routes it. "cancel" stays with the origin at any reading."""
+        policy = load_policy()
+        for label in ("yes", "no", "maybe", "repeat"):
+            assert policy.route(Intent(label, "meta", 0.49, "shared", 0.99)).reason == "decision shared"
+            assert policy.route(Intent(label, "meta", 0.5, "shared", 0.99)).action == "origin"
+        assert policy.route(Intent("cancel", "meta", 0.2, "shared", 0.99)).action == "origin"
+
     def test_model_without_decisions_gets_the_default(self) -> None:
         """An Intent without a decision (an older model) falls through to the default rule."""
         route = load_policy().route(Intent("recipe", "kitchen_and_dining", 0.8))
