@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.intent.dataset import NO_LABEL, OOS, DatasetError, Example, load_domains, load_examples
-from shared.intent.routing import DECISIONS
+from shared.intent.routing import ANSWER_DECISIONS, DECISIONS
 
 DATA = Path(__file__).parent / "data"
 CLINC = DATA / "clinc150" / "train_val.json.gz"
@@ -45,17 +45,11 @@ WEBSITE_2 = DATA / "website_prompts_2.jsonl"
 LATER_WEBSITE = ("website_prompts_banks1", "website_prompts_3", "website_prompts_4", "website_prompts_banks2",
                  "website_prompts_5", "website_prompts_banks3", "website_prompts_6", "website_prompts_banks4")
 PARTS = ("train", "dev", "heldout")
-# The intent head's label sets (``eaves intent train --intents``): CLINC150's 150 intents, or the
-# conversation acts alone (``as_acts``).
-INTENT_SETS = ("clinc150", "acts")
 # CLINC150's domains whose intents are acts of the conversation itself, not tasks: greetings, thanks,
 # questions about the assistant (small_talk) and replies and commands on the session (meta: yes, no,
 # repeat, cancel, change_volume, ...). The abuse labels are kept beside them.
 ACT_DOMAINS = ("small_talk", "meta")
 _KEPT_DOMAINS = frozenset((*ACT_DOMAINS, "abuse"))
-# Website prompts with these decisions ask for an answer, so they are no act; small talk is an act whose
-# name the file does not give, so it teaches the intent head nothing.
-_TASK_DECISIONS = frozenset(("shared", "personal", "time_sensitive"))
 
 
 def _norm(text: str) -> str:
@@ -144,7 +138,9 @@ def as_acts(rows: list[Example]) -> list[Example]:
     out = []
     for ex in rows:
         if ex.label == NO_LABEL:
-            if ex.decision in _TASK_DECISIONS:
+            # A website prompt that asks for an answer is no act; small talk is an act whose name the file
+            # does not give, so it teaches the intent head nothing.
+            if ex.decision in ANSWER_DECISIONS:
                 ex = Example(ex.text, OOS, None, ex.decision)
         elif ex.label != OOS and ex.domain not in _KEPT_DOMAINS:
             ex = Example(ex.text, OOS, None, ex.decision)

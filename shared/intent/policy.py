@@ -182,11 +182,16 @@ def _unless_decided(where: str, raw: Any) -> tuple[tuple[str, float], ...]:
         if name not in DECISIONS:
             raise PolicyError(f"{where}: unless_decided names unknown decision {name!r}; the model decides one "
                               f"of {list(DECISIONS)}")
-        if not isinstance(sure, int | float) or isinstance(sure, bool) or not 0.0 < sure <= 1.0:
+        if not _is_probability(sure):
             raise PolicyError(f"{where}: unless_decided.{name} must be a confidence above 0 and at most 1, "
                               f"not {sure!r}")
         out.append((name, float(sure)))
     return tuple(out)
+
+
+def _is_probability(value: Any) -> bool:
+    """A number above 0 and at most 1 (TOML's true and false are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 < value <= 1.0
 
 
 class TomlPolicy:
@@ -262,8 +267,7 @@ class TomlPolicy:
             if "at_least" not in table:
                 raise PolicyError(f"{where}: expected a table with at_least (a probability) and a rule")
             at_least = table["at_least"]
-            if (not isinstance(at_least, int | float) or isinstance(at_least, bool)
-                    or not 0.0 < at_least <= 1.0):
+            if not _is_probability(at_least):
                 raise PolicyError(f"{where}: at_least must be a probability above 0 and at most 1, not "
                                   f"{at_least!r}")
             out.append((name, float(at_least), _narrowing_rule(where, table, ("at_least",), f"doubt {name}")))
@@ -296,23 +300,22 @@ class TomlPolicy:
             if rule is not None and rule.applies(confidence, intent):
                 chosen = rule.route
                 break
-        # Then the backstops that read the prompt's words, each only ever narrowing what was chosen: a
-        # reference to one of the asker's records, then words about now.
-        if self.owned is not None and chosen.action == "cache" and self._looser(chosen, self.owned):
-            record = self.records.find(text)
-            if record is not None:
-                chosen = replace(_stricter(chosen, self.owned), reason=f"{chosen.reason}; record {record!r}")
-        if self.fresh is not None and chosen.action == "cache" and self._looser(chosen, self.fresh):
-            cue = self.cues.find(text)
-            if cue is not None:
-                chosen = replace(_stricter(chosen, self.fresh), reason=f"{chosen.reason}; freshness cue {cue!r}")
-        # Last, the decision head's own doubt: a reading that gave a costly decision some probability.
+        # Then the backstops, each only ever narrowing what was chosen, and only looked for when it would: a
+        # reference to one of the asker's records, then words about now, then the decision head's own doubt
+        # (a reading that gave a costly decision some probability).
+        if self.owned is not None and self._narrows(chosen, self.owned) and (record := self.records.find(text)):
+            chosen = _held_to(chosen, self.owned, f"record {record!r}")
+        if self.fresh is not None and self._narrows(chosen, self.fresh) and (cue := self.cues.find(text)):
+            chosen = _held_to(chosen, self.fresh, f"freshness cue {cue!r}")
         for name, at_least, held_to in self.doubts:
-            if chosen.action == "cache" and self._looser(chosen, held_to):
-                p = intent.probability_of(name)
-                if p >= at_least:
-                    chosen = replace(_stricter(chosen, held_to), reason=f"{chosen.reason}; doubt {name} {p:.3f}")
+            if self._narrows(chosen, held_to) and (p := intent.probability_of(name)) >= at_least:
+                chosen = _held_to(chosen, held_to, f"doubt {name} {p:.3f}")
         return chosen
+
+    @classmethod
+    def _narrows(cls, chosen: Route, rule: Route) -> bool:
+        """Whether holding ``chosen`` to a backstop's ``rule`` would change it (only cache routes keep anything)."""
+        return chosen.action == "cache" and cls._looser(chosen, rule)
 
     @staticmethod
     def _looser(chosen: Route, fresh: Route) -> bool:
@@ -347,6 +350,11 @@ def _narrowing_rule(where: str, raw: dict[str, Any], lists: tuple[str, ...], rea
         key = "min_confidence" if rule.min_confidence else "unless_decided"
         raise PolicyError(f"{where}: {key} has no meaning here (the prompt's words decide)")
     return rule.route
+
+
+def _held_to(chosen: Route, rule: Route, why: str) -> Route:
+    """``chosen`` held to a backstop's ``rule``, its reason saying why."""
+    return replace(_stricter(chosen, rule), reason=f"{chosen.reason}; {why}")
 
 
 def _stricter(chosen: Route, fresh: Route) -> Route:

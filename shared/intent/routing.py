@@ -17,6 +17,8 @@ SCOPES: tuple[Scope, ...] = ("shared", "user", "none")
 # The decision head's labels: answers anyone may share, answers about the asker's own account, data or
 # devices (and commands on them), answers about now, chat, and attacks.
 DECISIONS = ("shared", "personal", "time_sensitive", "small_talk", "abuse")
+# The decisions of a prompt that asks for an answer: not chat, not an attack.
+ANSWER_DECISIONS = ("shared", "personal", "time_sensitive")
 
 
 @dataclass(frozen=True, slots=True)

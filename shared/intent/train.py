@@ -40,7 +40,7 @@ import numpy as np
 from shared.intent.classifier import pick_decision
 from shared.intent.dataset import NO_LABEL, OOS, Example
 from shared.intent.featurise import FeaturiserSettings, featurise
-from shared.intent.routing import DECISIONS
+from shared.intent.routing import ANSWER_DECISIONS, DECISIONS
 
 Array = Any  # numpy arrays; Any keeps mypy from demanding numpy's generic parameters
 
@@ -582,11 +582,6 @@ def augment(text: str, seed: int) -> str:
     return out
 
 
-# Decisions whose website prompts may teach the intent head "out of scope": small talk is CLINC150's own
-# (greeting, thank_you, ...) and abuse has labels of its own.
-WEBSITE_OOS_DECISIONS = ("shared", "personal", "time_sensitive")
-
-
 def label_website_oos(rows: Sequence[Example], is_website: Sequence[bool], settings: TrainSettings,
                       domain_map: dict[str, str], confidence: float, log: Callable[[str], None]
                       ) -> list[Example]:
@@ -601,7 +596,8 @@ def label_website_oos(rows: Sequence[Example], is_website: Sequence[bool], setti
     first = train([ex for ex, web in zip(rows, is_website, strict=True) if not web],
                   replace(settings, epochs=max(2, settings.epochs // 3)), domain_map, log=log)
     candidates = [i for i, (ex, web) in enumerate(zip(rows, is_website, strict=True))
-                  if web and ex.decision in WEBSITE_OOS_DECISIONS]
+                  # small talk is CLINC150's own (greeting, ...) and abuse has labels of its own
+                  if web and ex.decision in ANSWER_DECISIONS]
     probs = predict_probs(first, [rows[i].text for i in candidates])
     best = probs.argmax(axis=1)
     out = list(rows)
