@@ -51,6 +51,12 @@ def register(sub: Any) -> None:
     train.add_argument("--clinc-decisions", type=float, default=0.2, metavar="SHARE",
                        help="with --corpus: the share of CLINC150's rows whose mapped decision trains the "
                        "decision head (default: %(default)s)")
+    train.add_argument("--teacher", default=None, metavar="FILE",
+                       help="the teacher's vectors of the training texts (shared/intent/teacher.py), "
+                       "for --distil-embedding")
+    train.add_argument("--distil-embedding", type=float, default=0.0,
+                       help="weight of the loss that pulls each row's pooled average, through a linear map left out "
+                       "of the file, towards the teacher's vector of its text (default: off)")
     train.add_argument("--decision-weight", type=float, default=1.0,
                        help="the decision head's share of the loss (default: %(default)s)")
     train.add_argument("--max-leak", type=float, default=0.01,

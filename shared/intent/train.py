@@ -63,6 +63,7 @@ class TrainSettings:
     decision_weight: float = 1.0  # the decision head's share of the loss, beside the intent head's
     hidden: int = 0  # width of the ReLU layer between the pooled embedding and the heads (0: none)
     hidden_heads: str = "decision"  # which heads read the hidden layer: "decision" or "both"
+    distil_embedding: float = 0.0  # weight of the loss pulling the pooled average towards the teacher's vector
     featuriser: FeaturiserSettings = field(default_factory=FeaturiserSettings)
 
 
@@ -155,7 +156,7 @@ def decision_labels(examples: Sequence[Example]) -> list[str]:
 
 
 def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict[str, str] | None = None,
-          log: Callable[[str], None] = print) -> Trained:
+          log: Callable[[str], None] = print, teacher: Any = None) -> Trained:
     """Fit the intent head on rows with a label and the decision head on rows with a decision, together:
     both read the same pooled embedding, so the decision head learns from CLINC150's 15,000 rows too."""
     labels = sorted({ex.label for ex in examples if ex.label != NO_LABEL})
@@ -172,6 +173,17 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     yd = np.asarray([d_index.get(ex.decision or "", 0) for ex in examples], dtype=np.int64)
     yd_mask = np.asarray([bool(ex.decision) for ex in examples], dtype=np.float32)
     v, d, c = fs.buckets, settings.dim, len(labels)
+    g_target = g_mask = None
+    if teacher is not None and settings.distil_embedding:
+        # Each row's target is the teacher's vector of its text; rows the teacher has no vector for
+        # (augmented variants, dev texts never are) train the heads alone.
+        rows_of = {text: i for i, text in enumerate(teacher["texts"])}
+        at = np.asarray([rows_of.get(ex.text, -1) for ex in examples])
+        has = at >= 0
+        log(f"the teacher has vectors for {int(has.sum())} of {len(examples)} rows")
+        g_target = np.zeros((len(examples), teacher["emb"].shape[1]), dtype=np.float32)
+        g_target[has] = teacher["emb"][at[has]]
+        g_mask = has.astype(np.float32)
     if settings.hidden_heads not in ("decision", "both"):
         raise ValueError(f"hidden_heads must be 'decision' or 'both', not {settings.hidden_heads!r}")
     # Without a decision head, a layer only the decision head would read is left out.
@@ -191,6 +203,9 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
         # same numbers as before.
         dense += [(rng.standard_normal((h, d)) * np.sqrt(2.0 / d)).astype(np.float32),
                   np.zeros(h, dtype=np.float32)]
+    if g_target is not None:
+        # Drawn last, so models without it draw the same numbers as before; not exported.
+        dense += [(rng.standard_normal((g_target.shape[1], d)) / np.sqrt(d)).astype(np.float32)]
     m_d = [np.zeros_like(p) for p in dense]
     v_d = [np.zeros_like(p) for p in dense]
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -230,6 +245,13 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
                 g_pooled = g_pre @ dense[4] + (grad @ weight if x_i is pooled else 0.0)
             else:
                 g_pooled = grad @ weight + d_grad @ d_weight
+            if g_target is not None and g_mask is not None:
+                # Squared distance between the mapped pooled average and the teacher's vector, per row.
+                mapping = dense[-1]
+                err = pooled @ mapping.T - g_target[rows]
+                err *= (g_mask[rows] * settings.distil_embedding / len(rows))[:, None]
+                grads.append(err.T @ pooled)
+                g_pooled = g_pooled + err @ mapping
             correction1, correction2 = 1 - b1 ** step, 1 - b2 ** step
             for p, g, m, s in zip(dense, grads, m_d, v_d, strict=True):
                 m *= b1
@@ -620,7 +642,11 @@ def train_command(args: Any) -> int:
                              seed=args.seed, oos_recall=args.oos_recall, average_from=args.average_from,
                              smoothing=args.smoothing, decision_weight=args.decision_weight,
                              hidden=args.hidden, hidden_heads=args.hidden_heads,
+                             distil_embedding=args.distil_embedding,
                              featuriser=featuriser)
+    if settings.distil_embedding and not args.teacher:
+        print("eaves intent train: --distil-embedding needs --teacher FILE", file=sys.stderr)
+        return 2
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     examples = [ex for spec in args.data or [] for ex in load_examples(spec)]
     val = [ex for spec in args.val or [] for ex in load_examples(spec)]
@@ -678,7 +704,16 @@ def train_command(args: Any) -> int:
     print(f"training on {len(train_rows)} examples ({len({e.label for e in train_rows} - {NO_LABEL})} labels), "
           f"validating on {len(val)}", flush=True)
     started = time.perf_counter()
-    model = train(train_rows, settings, domain_map, log=log)
+    teacher = None
+    if args.teacher:
+        from shared.intent.teacher import TeacherError, load_vectors
+
+        try:
+            teacher = load_vectors(args.teacher)
+        except TeacherError as exc:
+            print(f"eaves intent train: {exc}", file=sys.stderr)
+            return 2
+    model = train(train_rows, settings, domain_map, log=log, teacher=teacher)
     unknown = sorted({ex.label for ex in val} - set(model.labels) - {NO_LABEL})
     if unknown:
         print(f"warning: validation labels not in training: {unknown[:10]}", file=sys.stderr)
