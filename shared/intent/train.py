@@ -175,8 +175,8 @@ def train(examples: Sequence[Example], settings: TrainSettings, domain_map: dict
     v, d, c = fs.buckets, settings.dim, len(labels)
     g_target = g_mask = None
     if teacher is not None and settings.distil_embedding:
-        # Each row's target is the teacher's vector of its text; rows the teacher has no vector for
-        # (augmented variants, dev texts never are) train the heads alone.
+        # Each row's target is the teacher's vector of its text. Rows it has no vector for (augmented
+        # variants, texts added after the file was written) train the heads alone.
         rows_of = {text: i for i, text in enumerate(teacher["texts"])}
         at = np.asarray([rows_of.get(ex.text, -1) for ex in examples])
         has = at >= 0
