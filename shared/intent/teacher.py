@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import struct
+import sys
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -201,22 +202,51 @@ def corpus_texts() -> list[str]:
     return sorted({ex.text for ex in load_corpus().parts["train"]})
 
 
+def data_texts(specs: Sequence[str]) -> list[str]:
+    """Every distinct text of your own training files (``eaves intent train --data``'s formats)."""
+    from shared.intent.dataset import load_examples
+
+    return sorted({ex.text for spec in specs for ex in load_examples(spec)})
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.intent.teacher",
-                                     description="Write the teacher's vectors of the corpus's train part.")
-    parser.add_argument("--out", default=str(VECTORS))
+                                     description="Write the teacher's vectors of the training texts: the corpus's "
+                                     "train part, or your own files' (--data).")
+    parser.add_argument("--out", default=None,
+                        help=f"where to write (default: {VECTORS.relative_to(VECTORS.parents[3])}, without --data)")
     parser.add_argument("--dims", type=int, default=DIMS)
+    parser.add_argument("--data", action="append", metavar="FILE",
+                        help="your training file (repeatable); give only what trains, never what you score")
     args = parser.parse_args(list(argv) if argv is not None else None)
     import time
 
-    texts = corpus_texts()
+    if args.data and not args.out:
+        print("python -m shared.intent.teacher: with --data, give --out (the default is the shipped model's file)",
+              file=sys.stderr)
+        return 2
+    out = args.out or str(VECTORS)
+    from shared.intent.dataset import DatasetError
+
+    try:
+        texts = data_texts(args.data) if args.data else corpus_texts()
+    except (DatasetError, OSError) as exc:
+        print(f"python -m shared.intent.teacher: {exc}", file=sys.stderr)
+        return 2
+    if len(texts) < 2:
+        print("python -m shared.intent.teacher: need at least two distinct texts", file=sys.stderr)
+        return 2
+    dims = min(args.dims, len(texts))
     started = time.perf_counter()
-    encoder = MiniLM.from_package()
+    try:
+        encoder = MiniLM.from_package()
+    except TeacherError as exc:
+        print(f"python -m shared.intent.teacher: {exc}", file=sys.stderr)
+        return 2
     vectors = encoder.encode(texts)
-    quantised, scale = reduce(vectors, args.dims)
-    save_vectors(args.out, texts, quantised, scale)
-    print(f"{len(texts)} texts encoded in {time.perf_counter() - started:.0f} s, {args.dims} dims, "
-          f"written to {args.out}")
+    quantised, scale = reduce(vectors, dims)
+    save_vectors(out, texts, quantised, scale)
+    print(f"{len(texts)} texts encoded in {time.perf_counter() - started:.0f} s, {dims} dims, written to {out}")
     return 0
 
 

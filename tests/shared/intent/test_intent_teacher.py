@@ -275,3 +275,50 @@ class TestTrainCommand:
         (tmp_path / "bad.npz").write_text("no")
         code, _ = self.pipeline(tmp_path, "--teacher", str(tmp_path / "bad.npz"), "--distil-embedding", "1")
         assert code == 2 and "not a teacher vectors file" in capsys.readouterr().err
+
+
+class TestVectorsCommand:
+    """`python -m shared.intent.teacher --data mine.jsonl`: vectors of your own training texts, then distil."""
+
+    @pytest.fixture
+    def tiny_teacher(self, model_zip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(MiniLM, "from_package", classmethod(lambda cls: MiniLM.from_zip(model_zip)))
+
+    def test_your_own_texts_then_training_with_them(self, tiny_teacher: None, tmp_path: Path) -> None:
+        from eaves.cli import main as eaves_main
+        from shared.intent.teacher import main
+
+        rows = [{"text": f"{a} {b}", "label": a} for a in ("reset", "order", "weather") for b in VOCAB[4:]]
+        data = tmp_path / "mine.jsonl"
+        data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        assert main(["--data", str(data), "--out", str(tmp_path / "v.npz")]) == 0
+        vectors = load_vectors(tmp_path / "v.npz")
+        assert vectors["texts"] == sorted({row["text"] for row in rows})
+        assert vectors["emb"].shape == (len(rows), 8)  # the tiny encoder is 8 wide: no more components than that
+        code = eaves_main(["intent", "train", "--data", str(data), "--out", str(tmp_path / "m.onnx"), "--dim", "8",
+                           "--buckets", "512", "--epochs", "2", "--quiet", "--teacher", str(tmp_path / "v.npz"),
+                           "--distil-embedding", "1"])
+        assert code == 0
+
+    def test_bad_input_is_exit_code_2(self, tiny_teacher: None, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+        from shared.intent.teacher import main
+
+        assert main(["--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "v.npz")]) == 2
+        assert main(["--data", str(tmp_path / "missing.jsonl")]) == 2  # would overwrite the shipped file
+        assert "give --out" in capsys.readouterr().err
+        one = tmp_path / "one.jsonl"
+        one.write_text(json.dumps({"text": "hi", "label": "greeting"}) + "\n")
+        assert main(["--data", str(one), "--out", str(tmp_path / "v.npz")]) == 2
+        assert "at least two distinct texts" in capsys.readouterr().err
+        assert not (tmp_path / "v.npz").exists()
+
+    def test_without_the_teacher_it_says_how_to_install_it(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+        from shared.intent.teacher import main
+
+        monkeypatch.setattr(teacher_mod, "TEACHER_PACKAGE", "no_such_teacher_package_here")
+        data = tmp_path / "two.jsonl"
+        data.write_text("".join(json.dumps({"text": t, "label": "x"}) + "\n" for t in ("a b", "c d")))
+        assert main(["--data", str(data), "--out", str(tmp_path / "v.npz")]) == 2
+        assert "scripts/setup --teacher" in capsys.readouterr().err
