@@ -169,9 +169,9 @@ def reduce(vectors: Array, dims: int = DIMS) -> tuple[Array, float]:
     dropped components are the ones that vary least."""
     centred = vectors - vectors.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    projected = centred @ vt[:dims].T
-    scale = float(np.abs(projected).max()) / 127.0 or 1.0
-    return np.clip(np.round(projected / scale), -127, 127).astype(np.int8), scale
+    from shared.intent.train import quantise  # int8 with one scale, as the model's own embedding is stored
+
+    return quantise(centred @ vt[:dims].T)
 
 
 def save_vectors(path: str | Path, texts: Sequence[str], quantised: Array, scale: float) -> None:
@@ -219,36 +219,34 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--data", action="append", metavar="FILE",
                         help="your training file (repeatable); give only what trains, never what you score")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    import time
-
-    if args.data and not args.out:
-        print("python -m shared.intent.teacher: with --data, give --out (the default is the shipped model's file)",
-              file=sys.stderr)
-        return 2
-    out = args.out or str(VECTORS)
-    from shared.intent.dataset import DatasetError
-
     try:
-        texts = data_texts(args.data) if args.data else corpus_texts()
-    except (DatasetError, OSError) as exc:
-        print(f"python -m shared.intent.teacher: {exc}", file=sys.stderr)
-        return 2
-    if len(texts) < 2:
-        print("python -m shared.intent.teacher: need at least two distinct texts", file=sys.stderr)
-        return 2
-    dims = min(args.dims, len(texts))
-    started = time.perf_counter()
-    try:
-        encoder = MiniLM.from_package()
+        return _write_vectors(args)
     except TeacherError as exc:
         print(f"python -m shared.intent.teacher: {exc}", file=sys.stderr)
         return 2
-    vectors = encoder.encode(texts)
-    quantised, scale = reduce(vectors, dims)
+
+
+def _write_vectors(args: argparse.Namespace) -> int:
+    import time
+
+    from shared.intent.dataset import DatasetError
+
+    if args.data and not args.out:
+        raise TeacherError("with --data, give --out (the default is the shipped model's file)")
+    out = args.out or str(VECTORS)
+    try:
+        texts = data_texts(args.data) if args.data else corpus_texts()
+    except (DatasetError, OSError) as exc:
+        raise TeacherError(str(exc)) from None
+    if len(texts) < 2:
+        raise TeacherError("need at least two distinct texts")
+    started = time.perf_counter()
+    encoder = MiniLM.from_package()
+    dims = min(args.dims, len(texts))
+    quantised, scale = reduce(encoder.encode(texts), dims)
     save_vectors(out, texts, quantised, scale)
     print(f"{len(texts)} texts encoded in {time.perf_counter() - started:.0f} s, {dims} dims, written to {out}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
