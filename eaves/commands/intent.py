@@ -37,6 +37,10 @@ def register(sub: Any) -> None:
                        "conversation acts alone (its small_talk and meta intents; every other prompt is 'oos') "
                        "beside the abuse labels (default: %(default)s)")
     train.add_argument("--no-abuse", action="store_true", help="with --corpus: leave out bastioncorpus")
+    train.add_argument("--clinc-val", choices=["train", "heldout", "half1", "half2"], default="train",
+                       help="with --corpus: where CLINC150's val split goes: it all trains (the shipped model), "
+                       "none of it does, or that half is held out and the other trains (how the shipped "
+                       "threshold was cross-fitted) (default: %(default)s)")
     train.add_argument("--slice", type=int, default=0, metavar="N",
                        help="with --corpus: every Nth row only (a quick end-to-end check)")
     train.add_argument("--augment", action="store_true",

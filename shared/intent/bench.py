@@ -1,13 +1,14 @@
-"""The shipped intent model's figures on CLINC150's validation split, and its abuse figures.
+"""The shipped intent model's figures on CLINC150 (its test split where you have it), and its abuse figures.
 
     python -m shared.intent.bench [--model M] [--clinc DIR] [--json]
     python -m shared.intent.bench --write-parity-fixture tests/shared/onnx_lite/fixtures/parity.json
 
 Prints in-scope accuracy, out-of-scope recall, macro F1, file size, p50/p99 latency (featurise + infer,
 one query at a time) for onnxruntime with one thread, onnx_lite with numpy and onnx_lite in pure Python;
-the largest probability difference between onnx_lite and onnxruntime over every validation query and
+the largest probability difference between onnx_lite and onnxruntime over every CLINC150 query and
 how many predicted intents differ; and the share of prompt-injection attacks the policy blocks against
-the share of CLINC150 validation questions it wrongly blocks. Needs onnxruntime, numpy and bastioncorpus.
+the share of CLINC150 questions it wrongly blocks. Needs onnxruntime, numpy and bastioncorpus.
+``--clinc DIR``: a folder holding the authors' ``data_full.json`` scores the test split (``clinc_scored``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def default_clinc() -> Path:
     return CLINC.parent
 
 
-def clinc_val(folder: Path) -> list[Example]:
-    """CLINC150's validation split: the corpus's held-out part, never trained or chosen on."""
+def clinc_scored(folder: Path) -> tuple[str, list[Example]]:
+    """The CLINC150 split the figures come from, and its rows: the test split (4,500 + 1,000 out of scope)
+    when ``folder`` holds the authors' ``data_full.json`` (github.com/clinc/oos-eval; not in the repository),
+    the held-out judge since the eighth model; otherwise the validation split, which trains the shipped model
+    since then, so its figures are a fit, not a held-out result."""
+    if (folder / "data_full.json").exists():
+        return "test", load_examples(f"{folder / 'data_full.json'}#test,oos_test")
     name = "train_val.json.gz" if (folder / "train_val.json.gz").exists() else "train_val.json"
-    return load_examples(f"{folder / name}#val,oos_val")
+    return "val", load_examples(f"{folder / name}#val,oos_val")
 
 
 def parity(reference: OnnxIntentClassifier, other: OnnxIntentClassifier,
@@ -85,7 +91,7 @@ def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> d
     policy = load_policy()
     split = load_bastioncorpus()
     sets = {"attacks_heldout": split.heldout_attacks, "attacks_all": split.all_attacks,
-            "benign_traps_heldout": split.heldout_benign, "clinc_val": [ex.text for ex in val],
+            "benign_traps_heldout": split.heldout_benign, "clinc": [ex.text for ex in val],
             "load_test_questions": load_test_questions()}
     intents = {name: [classifier.classify(t) for t in texts] for name, texts in sets.items()}
 
@@ -116,9 +122,9 @@ def abuse_figures(classifier: OnnxIntentClassifier, val: Sequence[Example]) -> d
 
 def run(model: Path | None, clinc: Path) -> dict[str, Any]:
     data, source = read_model(model)
-    val = clinc_val(clinc)
+    split, val = clinc_scored(clinc)
     texts = [ex.text for ex in val]
-    result: dict[str, Any] = {"model": source, "bytes": len(data), "queries": len(val)}
+    result: dict[str, Any] = {"model": source, "bytes": len(data), "clinc_split": split, "queries": len(val)}
     classifiers = {name: OnnxIntentClassifier(data, runtime=name, source=source)
                    for name in ("onnxruntime", "numpy", "pure")}
     result["version"] = classifiers["pure"].version
@@ -149,10 +155,13 @@ def decision_figures(classifier: OnnxIntentClassifier) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     ort = result["onnxruntime"]
+    split = result.get("clinc_split", "val")
+    counts = "4,500 in scope + 1,000 out of scope" if split == "test" else (
+        "3,000 in scope + 100 out of scope; it trains the shipped model, so these are not held-out figures")
     lines = [
         f"model        {result['model']} ({result['bytes']:,} bytes; target <= 2,000,000)",
         f"version      {result['version']}  oos threshold {result['threshold']}",
-        f"CLINC150 val {result['queries']} queries (3,000 in scope + 100 out of scope)",
+        f"CLINC150 {split} {result['queries']} queries ({counts})",
         f"  in-scope accuracy {ort['in_scope_accuracy']:.4f} (target >= 0.935)",
         f"  oos recall        {ort['oos_recall']:.4f} (target >= 0.50)",
         f"  macro F1          {ort['macro_f1']:.4f}",
@@ -177,15 +186,15 @@ def render(result: dict[str, Any]) -> str:
         "(80 % were trained on)",
         f"  benign look-alikes, held out           {abuse['benign_traps_heldout_blocked']:.3f} of "
         f"{abuse['benign_traps_heldout_n']}",
-        f"  CLINC150 val, wrongly                  {abuse['clinc_val_blocked']:.4f} of {abuse['clinc_val_n']}",
+        f"  {'CLINC150 ' + split + ', wrongly':<39}{abuse['clinc_blocked']:.4f} of {abuse['clinc_n']}",
         f"  load-test questions, wrongly           {abuse['load_test_questions_blocked'] or 0:.4f} of "
         f"{abuse['load_test_questions_n']} (highest abuse reading {abuse['load_test_max_abuse_confidence']:.3f})",
         "  trade-off, blocked if the abuse reading >= min_confidence:",
-        "    min_conf  attacks held out  attacks all  traps held out  CLINC val  load test",
+        f"    min_conf  attacks held out  attacks all  traps held out  CLINC {split:<4}  load test",
     ]
     for floor, row in abuse["sweep"].items():
         lines.append(f"    {floor:<8}  {row['attacks_heldout']:>16.3f}  {row['attacks_all']:>11.3f}  "
-                     f"{row['benign_traps_heldout']:>14.3f}  {row['clinc_val']:>9.4f}  "
+                     f"{row['benign_traps_heldout']:>14.3f}  {row['clinc']:>10.4f}  "
                      f"{row['load_test_questions'] or 0:>9.4f}")
     lines.append("decisions on held-out parts, routed by the shipped policy:")
     for source, report in result["decisions_heldout"].items():

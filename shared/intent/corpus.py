@@ -14,8 +14,11 @@ Sources (licences in ``data/ATTRIBUTION.md``):
   and ``benign_seed.jsonl`` (trained only, never scored).
 
 Parts: ``train`` fits the weights; ``dev`` is where every choice (settings, thresholds, floors, weights,
-the policy) is made; ``heldout`` is scored once, at the end, for the figures the README reports. CLINC150's
-``val`` split is its held-out part, and a tenth of its ``train`` split is dev. Website prompts and
+the policy) is made; ``heldout`` is scored once, at the end, for the figures the README reports. A tenth of
+CLINC150's ``train`` split is dev. Its ``val`` split was the held-out part for seven models; having judged
+them all, and steered how the seventh's threshold was set, it trains now (``clinc_val``), and CLINC150's
+test split, which is not in the repository and which no choice here saw, is the held-out judge
+(shared/intent/README.md). Website prompts and
 bastioncorpus rows are assigned by a stable hash of their text or id, so a new prompt never moves others.
 The first website file's held-out fifth was scored and then read to decide what to change, so it is dev now;
 the second file's held-out quarter (``part_of_2``, a differently salted hash) was scored once too, so it is
@@ -45,6 +48,7 @@ WEBSITE_2 = DATA / "website_prompts_2.jsonl"
 LATER_WEBSITE = ("website_prompts_banks1", "website_prompts_3", "website_prompts_4", "website_prompts_banks2",
                  "website_prompts_5", "website_prompts_banks3", "website_prompts_6", "website_prompts_banks4")
 PARTS = ("train", "dev", "heldout")
+CLINC_VAL = ("train", "heldout", "half1", "half2")
 # CLINC150's domains whose intents are acts of the conversation itself, not tasks: greetings, thanks,
 # questions about the assistant (small_talk) and replies and commands on the session (meta: yes, no,
 # repeat, cancel, change_volume, ...). The abuse labels are kept beside them.
@@ -148,8 +152,26 @@ def as_acts(rows: list[Example]) -> list[Example]:
     return out
 
 
-def load_corpus(abuse: bool = True, clinc: Path = CLINC, website_2: Path = WEBSITE_2) -> Corpus:
-    """Every source, cut into parts. ``abuse=False`` leaves out bastioncorpus (tests, no extra installed)."""
+def val_half(text: str) -> int:
+    """1 or 2: the half of CLINC150's val split a row falls in, by a stable hash of its normalised text."""
+    return 1 + zlib.crc32(("clinc-val:" + _norm(text)).encode()) % 2
+
+
+def clinc_val_part(text: str, clinc_val: str) -> str:
+    """Where a row of CLINC150's val split goes: ``train`` (all of it trains: the shipped model),
+    ``heldout`` (none does: the seventh model's cut), or ``half1``/``half2`` (that half is held out and the
+    other trains: how the shipped threshold was cross-fitted, shared/intent/README.md)."""
+    if clinc_val in ("train", "heldout"):
+        return clinc_val
+    if clinc_val in ("half1", "half2"):
+        return "heldout" if val_half(text) == int(clinc_val[-1]) else "train"
+    raise ValueError(f"clinc_val must be one of {list(CLINC_VAL)}, not {clinc_val!r}")
+
+
+def load_corpus(abuse: bool = True, clinc: Path = CLINC, website_2: Path = WEBSITE_2,
+                clinc_val: str = "train") -> Corpus:
+    """Every source, cut into parts. ``abuse=False`` leaves out bastioncorpus (tests, no extra installed);
+    ``clinc_val`` says where CLINC150's val split goes (``clinc_val_part``)."""
     corpus = Corpus()
     decisions = decision_table()
     domains = load_domains(CLINC_DOMAINS)
@@ -161,8 +183,12 @@ def load_corpus(abuse: bool = True, clinc: Path = CLINC, website_2: Path = WEBSI
             bucket = zlib.crc32(_norm(ex.text).encode())
             dev = bucket % 10 == 0 if not is_oos else bucket % 3 == 0
             corpus.add("clinc", "dev" if dev else "train", [ex])
-    corpus.add("clinc", "heldout", clinc_rows("val", decisions, domains, clinc)
-               + clinc_rows("oos_val", decisions, domains, clinc))
+    # A val row that repeats a dev row ("what's the weather like") goes to dev with it, so dev never scores
+    # a text that trains; a held-out val row stays held out as published.
+    dev_texts = {_norm(ex.text) for ex in corpus.sources["clinc"]["dev"]}
+    for ex in clinc_rows("val", decisions, domains, clinc) + clinc_rows("oos_val", decisions, domains, clinc):
+        part = clinc_val_part(ex.text, clinc_val)
+        corpus.add("clinc", "dev" if part == "train" and _norm(ex.text) in dev_texts else part, [ex])
     # A text in two parts would carry what was trained on into what is scored: a website prompt CLINC150
     # already has ("good evening") stays wherever CLINC150 put it, and is not added again.
     known = {_norm(ex.text) for rows in corpus.parts.values() for ex in rows}

@@ -655,7 +655,7 @@ def train_command(args: Any) -> int:
         # The shipped data (shared/intent/corpus.py): its train part to fit, its dev part to choose.
         from shared.intent.corpus import CLINC_DOMAINS, as_acts, load_corpus
 
-        corpus = load_corpus(abuse=not args.no_abuse)
+        corpus = load_corpus(abuse=not args.no_abuse, clinc_val=args.clinc_val)
         train_part = corpus.parts["train"]
         if args.slice:
             train_part = train_part[::args.slice]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from shared.intent.corpus import (
     load_corpus,
     part_of,
     part_of_2,
+    val_half,
     website2_part,
 )
 from shared.intent.dataset import OOS
@@ -125,12 +127,37 @@ def test_later_website_files_are_train_and_dev_with_mapped_decisions() -> None:
         assert all(later_part(name, ex.text) == part for part in ("train", "dev") for ex in parts[part])
 
 
-def test_clinc_val_is_the_held_out_part() -> None:
-    """CLINC150's validation split (3,000 + 100 out of scope) is held out whole; oos rows carry no decision."""
+def test_clinc_val_trains_by_default_and_never_lands_in_dev_and_train_both() -> None:
+    """CLINC150's validation split (3,000 + 100 out of scope) trains the shipped model; none of it is held
+    out inside the corpus (CLINC150's test split, outside the repository, is); oos rows carry no decision."""
     clinc = load_corpus(abuse=False).sources["clinc"]
-    assert len(clinc["heldout"]) == 3100
-    assert all((ex.decision is None) == (ex.label == OOS) for ex in clinc["train"] + clinc["heldout"])
-    assert 1000 < len(clinc["dev"]) < 2000
+    assert not clinc["heldout"] and 1000 < len(clinc["dev"]) < 2000
+    val = load_corpus(abuse=False, clinc_val="heldout").sources["clinc"]
+    assert len(val["heldout"]) == 3100
+    assert len(clinc["train"]) == len(val["train"]) + 3100 - (len(clinc["dev"]) - len(val["dev"]))
+    assert all((ex.decision is None) == (ex.label == OOS) for ex in clinc["train"] + val["heldout"])
+    dev = {_norm(ex.text) for ex in clinc["dev"]}
+    assert not [ex for ex in clinc["train"] if _norm(ex.text) in dev]
+
+
+def test_clinc_val_halves_partition_it_and_each_trains_when_the_other_is_held_out() -> None:
+    """The cross-fit cut: half1 and half2 hold out complementary halves of val; the rest of the corpus and
+    the dev part are the same whichever half is held out."""
+    whole = load_corpus(abuse=False, clinc_val="heldout")
+    halves = {name: load_corpus(abuse=False, clinc_val=name) for name in ("half1", "half2")}
+    held = {name: [ex.text for ex in corpus.sources["clinc"]["heldout"]] for name, corpus in halves.items()}
+    assert sorted(held["half1"] + held["half2"]) == sorted(ex.text for ex in whole.sources["clinc"]["heldout"])
+    assert 0.4 < len(held["half1"]) / 3100 < 0.6 and not set(held["half1"]) & set(held["half2"])
+    for name, corpus in halves.items():
+        other = held["half2" if name == "half1" else "half1"]
+        assert len(corpus.parts["train"]) == len(whole.parts["train"]) + len(other)
+        assert [ex.text for ex in corpus.parts["dev"]] == [ex.text for ex in whole.parts["dev"]]
+        assert all(val_half(text) == int(name[-1]) for text in held[name])
+
+
+def test_unknown_clinc_val_cut_is_refused() -> None:
+    with pytest.raises(ValueError, match="clinc_val must be one of"):
+        load_corpus(abuse=False, clinc_val="half3")
 
 
 @given(st.text(max_size=60))
