@@ -32,6 +32,11 @@
     nouns = ["order", "booking"]   # "order #4471", an email address): never wider than this rule
     action = "origin"              # (only ever stricter; shared.intent.records says what an identifier is)
 
+    [commands]                     # a prompt that opens with a verb acting on the asker's things
+    verbs = ["cancel", "unsave"]   # ("Unsave the chicken curry recipe"): never wider than this rule
+    objects = ["my", "the", "it"]  # (only ever stricter; shared.intent.commands says what matches)
+    action = "origin"
+
     [doubt.time_sensitive]         # a reading the decision head is unsure of: when it gives this decision
     at_least = 0.01                # at least this probability, whatever it decided, the answer is kept no
     action = "cache"               # longer than this rule (only ever stricter; the scope stays unless the
@@ -53,14 +58,16 @@ decision rule, sure of the decision); below it the next rule in line applies: in
 ``[default]``. ``unless_decided`` on an intent rule (a table of decision = confidence) makes it step aside when
 the decision head is at least that sure of that decision: the second head overruling the first.
 
-``[records]`` and then ``[freshness]`` are checked last. ``[records]``: when the rules chose a ``cache`` route
-and the prompt names a record (one of its ``nouns`` followed by an identifier, or an email address), its own
-route applies instead, held to the stricter of the two field by field. ``[freshness]``: when the rules chose a
+``[records]``, ``[commands]`` and then ``[freshness]`` are checked last. ``[records]``: when the rules chose a
+``cache`` route and the prompt names a record (one of its ``nouns`` followed by an identifier, or an email
+address), its own route applies instead, held to the stricter of the two field by field. ``[commands]``: the
+same when the prompt opens (after a greeting or "please") with one of its ``verbs`` followed by one of its
+``objects``. ``[freshness]``: when the rules chose a
 ``cache`` route and the prompt contains one of its ``cues`` (whole words or phrases, any case;
 ``shared.intent.freshness``), its own route applies instead, if that keeps the answer for less time or for
 fewer people. ``[doubt.NAME]`` tables come after them: when the rules chose a ``cache`` route and the decision
 head gave decision NAME at least ``at_least`` (whatever it decided), the route is held to that table's rule
-the same way. None of the three may make a route looser, so each must be an ``origin`` rule or
+the same way. None of the four may make a route looser, so each must be an ``origin`` rule or
 a ``cache`` rule.
 
 Optional keys per rule:
@@ -87,6 +94,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.intent.commands import CommandCues
 from shared.intent.freshness import NowCues
 from shared.intent.records import RecordCues
 from shared.intent.routing import ACTIONS, DECISIONS, SCOPES, Action, Intent, Route, Scope
@@ -95,9 +103,10 @@ DEFAULT_POLICY = Path(__file__).parent / "data" / "policy.toml"
 _RULE_KEYS = frozenset({"action", "ttl_s", "stale_s", "answer", "min_confidence", "stale_if_error_s",
                         "timeout_s", "scope", "unless_decided"})
 _ORIGIN_ACTIONS = frozenset({"cache", "origin", "async"})  # the actions that may wait for the origin
-_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records", "doubt"})
+_TOP_KEYS = frozenset({"version", "default", "domains", "intents", "decisions", "freshness", "records", "commands",
+                       "doubt"})
 _SCOPE_WIDTH = {"none": 0, "user": 1, "shared": 2}
-_Finder = TypeVar("_Finder", NowCues, RecordCues)
+_Finder = TypeVar("_Finder", NowCues, RecordCues, CommandCues)
 
 
 class PolicyError(ValueError):
@@ -227,6 +236,7 @@ class TomlPolicy:
                               f"{list(DECISIONS)}")
         self.cues, self.fresh = self._freshness(data.get("freshness"))
         self.records, self.owned = self._records(data.get("records"))
+        self.commands, self.acted_on = self._commands(data.get("commands"))
         self.doubts = self._doubts(data.get("doubt"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         name = data.get("version", "policy")
@@ -247,6 +257,10 @@ class TomlPolicy:
 
     def _records(self, raw: Any) -> tuple[RecordCues, Route | None]:
         return self._backstop(raw, "records", ("nouns",), lambda words: RecordCues(words.get("nouns", ())))
+
+    def _commands(self, raw: Any) -> tuple[CommandCues, Route | None]:
+        return self._backstop(raw, "commands", ("verbs", "objects"),
+                              lambda words: CommandCues(words.get("verbs", ()), words.get("objects", ())))
 
     def _doubts(self, raw: Any) -> tuple[tuple[str, float, Route], ...]:
         """``[doubt.NAME]``: per decision, the probability from which a reading is unsure of it, and the rule
@@ -301,10 +315,13 @@ class TomlPolicy:
                 chosen = rule.route
                 break
         # Then the backstops, each only ever narrowing what was chosen, and only looked for when it would: a
-        # reference to one of the asker's records, then words about now, then the decision head's own doubt
-        # (a reading that gave a costly decision some probability).
+        # reference to one of the asker's records, then a command acting on the asker's things, then words
+        # about now, then the decision head's own doubt (a reading that gave a costly decision some probability).
         if self.owned is not None and self._narrows(chosen, self.owned) and (record := self.records.find(text)):
             chosen = _held_to(chosen, self.owned, f"record {record!r}")
+        if (self.acted_on is not None and self._narrows(chosen, self.acted_on)
+                and (command := self.commands.find(text))):
+            chosen = _held_to(chosen, self.acted_on, f"command {command!r}")
         if self.fresh is not None and self._narrows(chosen, self.fresh) and (cue := self.cues.find(text)):
             chosen = _held_to(chosen, self.fresh, f"freshness cue {cue!r}")
         for name, at_least, held_to in self.doubts:

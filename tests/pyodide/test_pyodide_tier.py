@@ -42,6 +42,7 @@ PYODIDE_TEST_PATHS = [
     "tests/shared/intent/test_intent_freshness.py",
     "tests/shared/intent/test_intent_doubt.py",
     "tests/shared/intent/test_intent_records.py",
+    "tests/shared/intent/test_intent_commands.py",
     "tests/shared/intent/test_intent_classifier.py",
     "tests/shared/intent/test_intent_featurise.py",
     "tests/shared/onnx_lite",
