@@ -335,26 +335,37 @@ EDGE_FOR_SECOND_USER = ("shared", "small_talk")
 FLOOR_GRID = tuple(step / 100 for step in range(5, 65, 5))
 
 
-def policy_costs(policy: Any) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """What each decision costs under ``policy`` (a ``RoutePolicy``): for personal and time-sensitive
-    prompts, the decisions whose route would serve them wrongly to another user
-    (``evaluate.crosses_users``: with the shipped policy, time-sensitive answers are kept per user, so a
-    personal prompt decided time-sensitive leaks nothing); and the decisions whose route answers a second
-    user from the edge. Read from the policy's decision rules, so the floors follow the routes."""
+def policy_routes(model: Trained, rows: Sequence[Example], intent_probs: Array, decision_probs: list[list[float]],
+                  policy: Any) -> list[dict[str, tuple[bool, bool]]]:
+    """Per row, per decision it could be given: (served wrongly across users, answered from the edge for a
+    second user) when ``policy`` routes the row's own text with that decision, the way the edge does
+    (``classifier.OnnxIntentClassifier.classify`` then ``policy.route(intent, text)``; the same tests as
+    ``evaluate.route_report``)."""
     from shared.intent.evaluate import crosses_users, route_kind
     from shared.intent.routing import Intent
 
-    routes = {name: policy.route(Intent("oos", "oos", 0.0, name, 1.0)) for name in DECISIONS}
-    leaks = {label: tuple(name for name in DECISIONS if crosses_users(label, routes[name]))
-             for label in ("personal", "time_sensitive")}
-    edge = tuple(name for name in DECISIONS if route_kind(routes[name]) in ("cache/shared", "edge"))
-    return leaks, edge
+    out = []
+    for ex, row_intent, row in zip(rows, intent_probs, decision_probs, strict=True):
+        best = int(np.argmax(row_intent))
+        confidence = float(row_intent[best])
+        label = model.labels[best]
+        spread = tuple(zip(model.decisions, row, strict=True))
+        costs = {}
+        for k, name in enumerate(model.decisions):
+            if confidence < model.threshold or label == OOS:
+                intent = Intent(OOS, "oos", confidence, name, row[k], spread)
+            else:
+                intent = Intent(label, model.domains[best], confidence, name, row[k], spread)
+            route = policy.route(intent, ex.text)
+            costs[name] = (crosses_users(str(ex.decision), route), route_kind(route) in ("cache/shared", "edge"))
+        out.append(costs)
+    return out
 
 
 def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
                 abuse_floor: float = 0.5, policy: Any = None) -> dict[str, float]:
     """The personal and time-sensitive floors that keep each leak (``LEAKS``, or what ``policy`` routes
-    across users: ``policy_costs``) within ``max_leak`` on ``dev`` while deciding the most shareable rows
+    across users: ``policy_routes``) within ``max_leak`` on ``dev`` while deciding the most shareable rows
     "shared" (answered from the edge for a second user). Rows written as website prompts (no intent
     label) and rows with an intent label (CLINC150) are held to the bound separately, so the 900 CLINC150
     personal rows cannot hide leaks among the few dozen website ones; the shareable share is counted on
@@ -362,28 +373,43 @@ def tune_floors(model: Trained, dev: Sequence[Example], max_leak: float = 0.01,
     an outage for an innocent user, so it is set on the abuse figures, not traded here. When no pair
     keeps the bound, the pair with the smallest total excess over it (each group's and label's leak
     beyond ``max_leak``, summed: the largest alone would let one leak that no floor fixes, such as
-    CLINC150's time-sensitive rows, hide every other), then the most shareable."""
+    CLINC150's time-sensitive rows, hide every other), then the most shareable.
+
+    With a ``policy``, each row is routed as the edge routes it (``policy_routes``): by its own text too, so
+    the policy's backstops (``[records]``, ``[commands]``, ``[freshness]``, ``[doubt]``) count. Judged by the
+    decision rules alone, a time-sensitive floor that lets a few prompts be decided shared looked like a
+    leak even where ``[doubt.time_sensitive]`` holds every one of them to 300 s, and the tuner gave up
+    shareable prompts for nothing (the eighth model's dev prompts: 89.1 % shareable at floors 0.05 / 0.05
+    against 91.0 % at 0.05 / 0.6, the same leaks)."""
     rows = [ex for ex in dev if ex.decision in model.decisions]
     if not rows or not {"personal", "time_sensitive"} <= set(model.decisions):
         return {}
-    leaks, edge = (LEAKS, EDGE_FOR_SECOND_USER) if policy is None else policy_costs(policy)
-    probs = _forward(model, [ex.text for ex in rows])[1].tolist()
+    intent_probs, decision_probs = _forward(model, [ex.text for ex in rows])
+    probs = decision_probs.tolist()
     gold = [str(ex.decision) for ex in rows]
+    if policy is None:
+        costs = [{name: (name in LEAKS.get(want, ()), name in EDGE_FOR_SECOND_USER) for name in model.decisions}
+                 for want in gold]
+    else:
+        costs = policy_routes(model, rows, intent_probs, probs, policy)
     group = ["website" if ex.label == NO_LABEL else "labelled" for ex in rows]
     target = "website" if "website" in group else "labelled"
     best: tuple[bool, float, float, float, float, float] | None = None
     for p_floor in FLOOR_GRID:
         for t_floor in FLOOR_GRID:
             floors = [("abuse", abuse_floor), ("personal", p_floor), ("time_sensitive", t_floor)]
-            got = [model.decisions[pick_decision(model.decisions, row, floors)[0]] for row in probs]
+            got = [costs[i][model.decisions[pick_decision(model.decisions, row, floors)[0]]]
+                   for i, row in enumerate(probs)]
             excess = 0.0
             for name in sorted(set(group)):
-                for label, bad in leaks.items():
-                    mine = [g for g, want, grp in zip(got, gold, group, strict=True) if want == label and grp == name]
+                for label in ("personal", "time_sensitive"):
+                    mine = [leak for (leak, _), want, grp in zip(got, gold, group, strict=True)
+                            if want == label and grp == name]
                     if mine:
-                        excess += max(0.0, sum(g in bad for g in mine) / len(mine) - max_leak)
-            shared = [g for g, want, grp in zip(got, gold, group, strict=True) if want == "shared" and grp == target]
-            recall = sum(g in edge for g in shared) / len(shared) if shared else 0.0
+                        excess += max(0.0, sum(mine) / len(mine) - max_leak)
+            shared = [edge for (_, edge), want, grp in zip(got, gold, group, strict=True)
+                      if want == "shared" and grp == target]
+            recall = sum(shared) / len(shared) if shared else 0.0
             # Within the bound, the most shareable decided shared; when no pair keeps it, the smallest
             # excess, then the most shareable. Ties go to the higher floors (fewer prompts moved off the
             # most likely decision). Rounded, so float noise in the sum cannot break a tie.

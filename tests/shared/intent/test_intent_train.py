@@ -263,35 +263,89 @@ class TestAugment:
         assert text not in variants and len(variants) >= 5
 
 
-class TestPolicyCosts:
-    """The floors are tuned against what the routing policy does with each decision (train.policy_costs)."""
+class TestPolicyRoutes:
+    """The floors are tuned against what the routing policy does with each dev prompt (train.policy_routes):
+    its decision rules, and its backstops that read the prompt's own words."""
+
+    DECISIONS = ("shared", "personal", "time_sensitive", "small_talk")
+
+    def routes(self, policy: Any, rows: list[tuple[str, str, list[float]]]) -> list[dict[str, tuple[bool, bool]]]:
+        np = pytest.importorskip("numpy")
+        from shared.intent.dataset import NO_LABEL, Example
+        from shared.intent.train import Trained, TrainSettings, policy_routes
+
+        model = Trained(["balance", "oos"], ["banking", "oos"], None, None, None, TrainSettings(),
+                        decisions=list(self.DECISIONS))
+        examples = [Example(text, NO_LABEL, None, gold) for text, gold, _ in rows]
+        intent_probs = np.asarray([[0.1, 0.9]] * len(rows), dtype=np.float32)
+        return policy_routes(model, examples, intent_probs, [p for _, _, p in rows], policy)
 
     def test_shipped_policy_keeps_time_sensitive_answers_per_user(self) -> None:
         """With the shipped policy a personal prompt decided time-sensitive reaches no other user, so it is
-        not counted as a leak; decided shared or small talk, it is."""
+        not counted as a leak; decided shared or small talk, it is. Shared and small talk answer a second
+        user from the edge."""
         from shared.intent.policy import load_policy_file
-        from shared.intent.train import policy_costs
 
-        leaks, edge = policy_costs(load_policy_file())
-        assert leaks["personal"] == ("shared", "small_talk")
-        assert leaks["time_sensitive"] == ("shared", "small_talk")
-        assert edge == ("shared", "small_talk")
+        (costs,) = self.routes(load_policy_file(), [("Where did I park?", "personal", [0.4, 0.3, 0.0, 0.3])])
+        assert costs == {"shared": (True, True), "personal": (False, False), "time_sensitive": (False, False),
+                         "small_talk": (True, True)}
+
+    def test_the_policys_backstops_count(self) -> None:
+        """A command on the asker's things ([commands]) and a record ([records]) go to the origin whatever
+        was decided, so they leak nothing; a time-sensitive prompt decided shared is held to 300 s by
+        [doubt.time_sensitive] when it gave time-sensitive 1 %, and leaks when it gave nothing."""
+        from shared.intent.policy import load_policy_file
+
+        command, record, doubted, sure = self.routes(load_policy_file(), [
+            ("Unsave the chicken curry recipe", "personal", [1.0, 0.0, 0.0, 0.0]),
+            ("Can I upgrade booking ABX12?", "personal", [1.0, 0.0, 0.0, 0.0]),
+            ("Is the boil water notice in effect?", "time_sensitive", [0.95, 0.0, 0.05, 0.0]),
+            ("Is the boil water notice in effect?", "time_sensitive", [1.0, 0.0, 0.0, 0.0])])
+        assert command["shared"] == (False, False) and record["shared"] == (False, False)
+        assert doubted["shared"] == (False, True)
+        assert sure["shared"] == (True, True)
 
     def test_a_policy_sharing_time_sensitive_answers_counts_them(self) -> None:
         """Route time-sensitive answers to the whole tenant for a minute and a personal prompt decided
         time-sensitive is a leak again (a minute of sharing is still sharing); for an hour, a
         time-sensitive prompt decided so is served past 300 s."""
         from shared.intent.policy import TomlPolicy
-        from shared.intent.train import policy_costs
 
         text = ('[default]\naction = "origin"\n[decisions.shared]\naction = "cache"\nttl_s = 3600\n'
                 '[decisions.time_sensitive]\naction = "cache"\nscope = "shared"\nttl_s = {ttl}\nstale_s = 0\n'
                 'stale_if_error_s = 0\n')
-        leaks, edge = policy_costs(TomlPolicy(text.format(ttl=60)))
-        assert leaks["personal"] == ("shared", "time_sensitive") and leaks["time_sensitive"] == ("shared",)
-        assert edge == ("shared", "time_sensitive")
-        leaks, _ = policy_costs(TomlPolicy(text.format(ttl=3600)))
-        assert leaks["time_sensitive"] == ("shared", "time_sensitive")
+        personal, fresh = self.routes(TomlPolicy(text.format(ttl=60)), [
+            ("Where did I park?", "personal", [0.4, 0.3, 0.3, 0.0]),
+            ("Is it raining?", "time_sensitive", [0.4, 0.0, 0.6, 0.0])])
+        assert personal["time_sensitive"] == (True, True) and fresh["time_sensitive"] == (False, True)
+        (fresh,) = self.routes(TomlPolicy(text.format(ttl=3600)), [("Is it raining?", "time_sensitive",
+                                                                     [0.4, 0.0, 0.6, 0.0])])
+        assert fresh["time_sensitive"] == (True, True)
+
+    def test_floors_follow_what_the_policy_does(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A time-sensitive prompt that gives time-sensitive 10 % is held to 300 s by [doubt] when decided
+        shared, so the route-aware tuner raises the time-sensitive floor past 0.1 and a shareable prompt
+        that gives it 10 % too is answered from the edge; judged by the decision rules alone, the same
+        floor looked like a leak and the tuner kept 0.1."""
+        np = pytest.importorskip("numpy")
+        from shared.intent import train as module
+        from shared.intent.dataset import NO_LABEL, Example
+        from shared.intent.policy import load_policy_file
+        from shared.intent.train import Trained, TrainSettings, tune_floors
+
+        rows = [(Example("Is the boil water notice in effect?", NO_LABEL, None, "time_sensitive"),
+                 [0.9, 0.0, 0.1, 0.0]),
+                (Example("What is the return policy for shoes?", NO_LABEL, None, "shared"), [0.9, 0.0, 0.1, 0.0]),
+                (Example("How tall is Everest?", NO_LABEL, None, "shared"), [1.0, 0.0, 0.0, 0.0]),
+                (Example("Where did I park?", NO_LABEL, None, "personal"), [0.0, 1.0, 0.0, 0.0])]
+        decisions = np.asarray([p for _, p in rows], dtype=np.float32)
+        intents = np.asarray([[0.1, 0.9]] * len(rows), dtype=np.float32)
+        monkeypatch.setattr(module, "_forward", lambda model, texts: (intents, decisions))
+        model = Trained(["balance", "oos"], ["banking", "oos"], None, None, None, TrainSettings(),
+                        decisions=list(self.DECISIONS))
+        dev = [ex for ex, _ in rows]
+        assert tune_floors(model, dev, max_leak=0.01)["time_sensitive"] <= 0.1
+        assert tune_floors(model, dev, max_leak=0.01, policy=load_policy_file())["time_sensitive"] > 0.1
 
 
 def test_an_unfixable_leak_does_not_hide_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
