@@ -47,12 +47,14 @@ def test_any_text_is_answered_with_a_piece_of_it(text: str) -> None:
 
 
 @given(st.sampled_from(DECISIONS), st.floats(0, 1), st.text(max_size=40),
-       st.sampled_from(["", "my order 55120", "booking ABX12", "a@b.io", "order 12", "now", "outage"]))
+       st.sampled_from(["", "my order 55120", "booking ABX12", "a@b.io", "order 12", "now", "outage"]),
+       st.sampled_from(["", "cancel my", "Unsave the", "please delete it", "how do I cancel my"]))
 def test_the_shipped_backstops_only_ever_make_a_route_stricter(decision: str, confidence: float, text: str,
-                                                              words: str) -> None:
+                                                              words: str, opening: str) -> None:
+    """[records], [commands], [freshness] and [doubt] together: whatever the prompt and the reading."""
     policy = load_policy()
     intent = Intent("oos", "oos", confidence, decision, confidence)
-    chosen, final = policy.route(intent), policy.route(intent, f"{text} {words}")
+    chosen, final = policy.route(intent), policy.route(intent, f"{opening} {text} {words}")
     width = {"none": 0, "user": 1, "shared": 2}
     assert width[final.scope] <= width[chosen.scope]
     assert kept(final) <= kept(chosen)
