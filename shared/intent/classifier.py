@@ -102,7 +102,7 @@ def make_runtime(data: bytes, runtime: str, parsed: ModelProto | None = None) ->
     return LiteRuntime(data, backend="auto" if runtime == "lite" else runtime)
 
 
-def _argmax(values: list[float]) -> int:
+def _argmax(values: Sequence[float]) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
 
@@ -113,8 +113,22 @@ def pick_decision(names: Sequence[str], probs: Sequence[float],
     serving one user's answer to another, or yesterday's price, is worse than one more trip to the
     origin, so "personal" and "time_sensitive" are decided from a probability well under one half."""
     reached = [names.index(name) for name, floor in floors if name in names and probs[names.index(name)] >= floor]
-    best = max(reached, key=probs.__getitem__) if reached else _argmax(list(probs))
+    best = max(reached, key=probs.__getitem__) if reached else _argmax(probs)
     return best, probs[best]
+
+
+def read_intent(labels: Sequence[str], domains: Sequence[str], threshold: float, oos_label: str,
+                probs: Sequence[float], decision: str = "", decision_confidence: float = 0.0,
+                spread: tuple[tuple[str, float], ...] = ()) -> Intent:
+    """The intent head's reading as the edge takes it: the most likely label, or ``oos_label`` (domain "oos")
+    when that is under ``threshold`` or is the out-of-scope label itself; with the decision head's reading
+    beside it. Training routes its dev rows through the same function (``train.policy_routes``)."""
+    index = _argmax(probs)
+    confidence = probs[index]
+    label = labels[index]
+    if confidence < threshold or label == oos_label:
+        return Intent(oos_label, "oos", confidence, decision, decision_confidence, spread)
+    return Intent(label, domains[index], confidence, decision, decision_confidence, spread)
 
 
 class OnnxIntentClassifier:
@@ -165,18 +179,14 @@ class OnnxIntentClassifier:
     def classify(self, text: str) -> Intent:
         outputs = self.runtime.heads(self.features(text))
         probs = outputs[0]
-        index = _argmax(probs)
-        confidence = probs[index]
         decision, decision_confidence = "", 0.0
         spread: tuple[tuple[str, float], ...] = ()
         if self.decisions and len(outputs) > 1:
             chosen, decision_confidence = pick_decision(self.decisions, outputs[1], self.floors)
             decision = self.decisions[chosen]
             spread = tuple(zip(self.decisions, outputs[1], strict=True))
-        label = self.labels[index]
-        if confidence < self.threshold or label == self.oos_label:
-            return Intent(self.oos_label, "oos", confidence, decision, decision_confidence, spread)
-        return Intent(label, self.domains[index], confidence, decision, decision_confidence, spread)
+        return read_intent(self.labels, self.domains, self.threshold, self.oos_label, probs,
+                           decision, decision_confidence, spread)
 
 
 def read_model(path: str | Path | None) -> tuple[bytes, str]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.intent.classifier import pick_decision
+from shared.intent.classifier import pick_decision, read_intent
 from shared.intent.dataset import NO_LABEL, OOS, Example
 from shared.intent.featurise import FeaturiserSettings, featurise
 from shared.intent.routing import ANSWER_DECISIONS, DECISIONS
@@ -342,21 +342,14 @@ def policy_routes(model: Trained, rows: Sequence[Example], intent_probs: Array, 
     (``classifier.OnnxIntentClassifier.classify`` then ``policy.route(intent, text)``; the same tests as
     ``evaluate.route_report``)."""
     from shared.intent.evaluate import crosses_users, route_kind
-    from shared.intent.routing import Intent
 
     out = []
-    for ex, row_intent, row in zip(rows, intent_probs, decision_probs, strict=True):
-        best = int(np.argmax(row_intent))
-        confidence = float(row_intent[best])
-        label = model.labels[best]
-        spread = tuple(zip(model.decisions, row, strict=True))
+    for ex, row_intent, row in zip(rows, intent_probs.tolist(), decision_probs, strict=True):
+        reading = read_intent(model.labels, model.domains, model.threshold, OOS, row_intent,
+                              spread=tuple(zip(model.decisions, row, strict=True)))
         costs = {}
         for k, name in enumerate(model.decisions):
-            if confidence < model.threshold or label == OOS:
-                intent = Intent(OOS, "oos", confidence, name, row[k], spread)
-            else:
-                intent = Intent(label, model.domains[best], confidence, name, row[k], spread)
-            route = policy.route(intent, ex.text)
+            route = policy.route(replace(reading, decision=name, decision_confidence=row[k]), ex.text)
             costs[name] = (crosses_users(str(ex.decision), route), route_kind(route) in ("cache/shared", "edge"))
         out.append(costs)
     return out
